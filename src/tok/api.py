@@ -1,0 +1,147 @@
+"""The Python API: load models by name, encode media files to .tok files and back."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from torch import Tensor
+
+from .core import TokError, Tokenizer, Tokens
+from .core import zoo
+from .core.media import IMAGE_EXTENSIONS, list_images, read_image, write_image
+from .core.tokens import read_header
+from .core.weights import resolve_weights, weights_available
+
+logger = logging.getLogger(__name__)
+
+# Families register their ModelCards on import.
+FAMILIES = ("tok.tokenizers.flextok",)
+
+
+def _register_families() -> None:
+    for module in FAMILIES:
+        importlib.import_module(module)
+
+
+def list_models() -> list[zoo.ModelCard]:
+    """Every registered model card (aliases resolve through `load`)."""
+    _register_families()
+    return zoo.cards()
+
+
+def load(name: str, weights: str | os.PathLike | None = None, device: str | torch.device | None = None) -> Tokenizer:
+    """Build the model `name` and load its weights, in eval mode.
+
+    Weights come from `weights` (a file or folder) if given, else the Hugging Face cache, else
+    the Hub when online, else the bundled checkpoint. A family alias such as "flextok" resolves
+    to the best variant whose weights are on this machine; `tokenizer.name` says which.
+    """
+    _register_families()
+    resolved = zoo.resolve_name(name, lambda card: weights is not None or weights_available(card))
+    card = zoo.get_card(resolved)
+    source = resolve_weights(card, weights)
+    tokenizer = card.builder(card)
+    card.load_weights(tokenizer, source)
+    tokenizer.name = card.name
+    logger.info("loaded %s from %s (%s)", card.name, source.path, source.kind)
+    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return tokenizer.eval().requires_grad_(False).to(device)
+
+
+def media_files(inputs: list[str | os.PathLike], modality: str) -> list[Path]:
+    """Expand inputs (files and folders) to the media files to encode; folders give their supported files."""
+    if modality != "image":
+        raise TokError(f"reading {modality} files is not supported yet")
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files.extend(list_images(item))
+        elif not item.exists():
+            raise TokError(f"{item}: no such file or folder")
+        else:
+            files.append(item)
+    return files
+
+
+def default_output(path: Path, suffix: str, out_dir: str | os.PathLike | None) -> Path:
+    target = path.with_suffix(suffix)
+    return Path(out_dir) / target.name if out_dir is not None else target
+
+
+def _read(tokenizer: Tokenizer, path: Path) -> tuple[Tensor, dict[str, Any]]:
+    image, info = read_image(path)
+    return tokenizer.preprocess(image)[0], info.to_dict()
+
+
+def encode_files(
+    tokenizer: Tokenizer,
+    paths: list[Path],
+    outputs: list[Path],
+    *,
+    num_tokens: int | None = None,
+    batch_size: int = 8,
+) -> Iterator[tuple[Path, Path]]:
+    """Encode `paths` in batches, writing one .tok per input atomically; yields (input, output)."""
+    if len(paths) != len(outputs):
+        raise ValueError("one output per input")
+    tokenizer.check_num_tokens(num_tokens)
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start : start + batch_size]
+        images, sources = zip(*(_read(tokenizer, p) for p in chunk))
+        tokens = tokenizer.encode(torch.stack(images).to(tokenizer.device), num_tokens=num_tokens, sources=list(sources))
+        for i, (path, output) in enumerate(zip(chunk, outputs[start : start + batch_size])):
+            tokens[i].save(output)
+            yield path, output
+
+
+def encode_file(
+    path: str | os.PathLike,
+    model: str | Tokenizer,
+    output: str | os.PathLike | None = None,
+    *,
+    num_tokens: int | None = None,
+    weights: str | os.PathLike | None = None,
+) -> Path:
+    """Encode one media file to a .tok file (default: the input's name with `.tok`)."""
+    tokenizer = load(model, weights) if isinstance(model, str) else model
+    (path,) = media_files([path], tokenizer.modality)
+    output = Path(output) if output is not None else default_output(path, ".tok", None)
+    for _ in encode_files(tokenizer, [path], [output], num_tokens=num_tokens, batch_size=1):
+        pass
+    return output
+
+
+def tokenizer_for(path: str | os.PathLike, weights: str | os.PathLike | None = None, device: str | None = None) -> Tokenizer:
+    """Load the model named in a .tok file's header."""
+    return load(read_header(path)["model"], weights, device)
+
+
+def decode_tokens(tokenizer: Tokenizer, tokens: Tokens, **opts: Any) -> Tensor:
+    """Tokens -> media tensors in the modality's natural range (images: (B, 3, H, W) in [0, 1])."""
+    return tokenizer.postprocess(tokenizer.decode(tokens.to(tokenizer.device), **opts))
+
+
+def decode_file(
+    path: str | os.PathLike,
+    output: str | os.PathLike | None = None,
+    *,
+    model: Tokenizer | None = None,
+    weights: str | os.PathLike | None = None,
+    **opts: Any,
+) -> Path:
+    """Decode a .tok file to media (default: the input's name with `.png`)."""
+    path = Path(path)
+    tokens = Tokens.load(path)
+    tokenizer = model if model is not None else load(tokens.model, weights)
+    tokenizer.check_tokens(tokens, origin=str(path))
+    output = Path(output) if output is not None else path.with_suffix(".png")
+    write_image(decode_tokens(tokenizer, tokens, **opts)[0], output)
+    return output
+
+
+__all__ = ["IMAGE_EXTENSIONS", "decode_file", "decode_tokens", "encode_file", "encode_files", "list_models", "load", "media_files"]

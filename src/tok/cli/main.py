@@ -1,0 +1,202 @@
+"""The `tok` command: a thin layer over the Python API.
+
+Exit codes: 0 success; 1 user error (one line `Error: ...` naming the file and the problem, no
+traceback); 2 usage error (click's own). Any other exception is a bug and shows its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import click
+from tqdm.auto import tqdm
+
+from ..core import TokError
+
+
+class TokGroup(click.Group):
+    """Turns TokError (and its relatives raised from user input) into click's exit-code-1 errors."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except TokError as e:
+            raise click.ClickException(str(e)) from None
+
+
+@click.group(cls=TokGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
+@click.version_option(package_name="tok-toolkit")
+def main(verbose: int) -> None:
+    """Discrete tokenizers and codecs: encode media to tokens and back."""
+    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)], format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def models(as_json: bool) -> None:
+    """List the models in the zoo and whether their weights are on this machine."""
+    from ..api import list_models
+    from ..core import zoo
+    from ..core.weights import weights_available
+
+    rows = [{**card.summary(), "available": weights_available(card)} for card in list_models()]
+    aliases = {name: list(candidates) for name, candidates in zoo.aliases().items()}
+    if as_json:
+        click.echo(json.dumps({"models": rows, "aliases": aliases}, indent=2))
+        return
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        mark = "*" if r["available"] else " "
+        click.echo(f"{mark} {r['name']:<{width}}  {r['modality']:<6} {r['tokens']}")
+    for alias, candidates in aliases.items():
+        click.echo(f"  {alias:<{width}}  alias of the first available of: {', '.join(candidates)}")
+    click.echo("(* weights available offline)")
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info(files: tuple[Path, ...], as_json: bool) -> None:
+    """Describe .tok files: model, layout, vocabulary, shapes, source media."""
+    from ..core import Tokens
+
+    reports = []
+    for path in files:
+        tokens = Tokens.load(path)
+        reports.append(
+            {
+                "file": str(path),
+                "model": tokens.model,
+                "weights_digest": tokens.weights_digest,
+                "layout": tokens.layout.kind,
+                "vocab_sizes": list(tokens.layout.vocab_sizes),
+                "axes": [list(a) for a in tokens.layout.axes],
+                "stream_shapes": [list(s) for s in tokens.shapes],
+                "num_tokens": tokens.num_tokens,
+                "bits": round(tokens.bits, 1),
+                "sources": tokens.sources,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
+        return
+    for r in reports:
+        click.echo(f"{r['file']}: {r['model']}, {r['layout']} layout, {r['num_tokens']} tokens ({r['bits']:.0f} bits)")
+        click.echo(f"  streams {r['stream_shapes']}, vocab {r['vocab_sizes']}, weights {r['weights_digest'] or 'unknown'}")
+        for source in r["sources"]:
+            if source:
+                desc = ", ".join(f"{k}={v}" for k, v in source.items() if k != "path")
+                click.echo(f"  source {source.get('path', '?')}: {desc}")
+
+
+def _outputs(inputs: list[Path], output: Path | None, out_dir: Path | None, suffix: str) -> list[Path]:
+    from ..api import default_output
+
+    if output is not None and out_dir is not None:
+        raise click.UsageError("use either -o/--output or --out-dir, not both")
+    if output is not None:
+        if len(inputs) != 1:
+            raise click.UsageError(f"-o/--output names one file but there are {len(inputs)} inputs; use --out-dir")
+        return [output]
+    outputs = [default_output(p, suffix, out_dir) for p in inputs]
+    if len(set(outputs)) != len(outputs):
+        raise TokError("two inputs would write the same output file; use --out-dir with distinct names")
+    return outputs
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-m", "--model", "model_name", required=True, help="Model name or alias (see `tok models`).")
+@click.option("--weights", type=click.Path(path_type=Path), help="Weights file or folder instead of the zoo's.")
+@click.option("-n", "--tokens", "num_tokens", type=int, help="Tokens per item (FlexTok: 1..256; default all).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output .tok file (one input only).")
+@click.option("--out-dir", type=click.Path(path_type=Path), help="Folder for the .tok files.")
+@click.option("-b", "--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--device", help="torch device, e.g. cpu or cuda:0 (default: cuda if available).")
+@click.option("--skip-existing", is_flag=True, help="Skip inputs whose .tok output already exists (resume a folder run).")
+def encode(inputs, model_name, weights, num_tokens, output, out_dir, batch_size, device, skip_existing) -> None:
+    """Encode media files (or every supported file in a folder) to .tok files."""
+    from ..api import encode_files, load, media_files
+
+    tokenizer = load(model_name, weights, device)
+    tokenizer.check_num_tokens(num_tokens)
+    paths = media_files(list(inputs), tokenizer.modality)
+    outputs = _outputs(paths, output, out_dir, ".tok")
+    if skip_existing:
+        pairs = [(p, o) for p, o in zip(paths, outputs) if not o.exists()]
+        paths, outputs = [p for p, _ in pairs], [o for _, o in pairs]
+    progress = tqdm(total=len(paths), desc=f"encode ({tokenizer.name})", unit="file", disable=len(paths) < 2)
+    for _, out in encode_files(tokenizer, paths, outputs, num_tokens=num_tokens, batch_size=batch_size):
+        progress.update(1)
+        if len(paths) < 2:
+            click.echo(str(out))
+    progress.close()
+    if len(paths) >= 2:
+        click.echo(f"wrote {len(paths)} .tok files with {tokenizer.name}")
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output media file (one input only).")
+@click.option("--out-dir", type=click.Path(path_type=Path), help="Folder for the decoded files.")
+@click.option("-m", "--model", "model_name", help="Model to decode with (default: the one named in each file).")
+@click.option("--weights", type=click.Path(path_type=Path), help="Weights file or folder instead of the zoo's.")
+@click.option("--steps", type=int, help="Flow steps (FlexTok; default from the model).")
+@click.option("--guidance", type=float, help="Classifier-free guidance scale (FlexTok; 1 = off).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the decoder's initial noise.")
+@click.option("--device", help="torch device (default: cuda if available).")
+def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, device) -> None:
+    """Decode .tok files back to media."""
+    from ..api import decode_file, load
+    from ..core import Tokens
+
+    outputs = _outputs(list(files), output, out_dir, ".png")
+    loaded: dict[str, object] = {}
+    opts = {k: v for k, v in {"steps": steps, "guidance": guidance, "seed": seed}.items() if v is not None}
+    for path, out in tqdm(list(zip(files, outputs)), desc="decode", unit="file", disable=len(files) < 2):
+        name = Tokens.load(path).model
+        if model_name is not None and model_name != name:
+            raise TokError(f"{path}: tokens were made by model {name!r}, not {model_name!r}")
+        if name not in loaded:
+            loaded[name] = load(name, weights, device)
+        click.echo(str(decode_file(path, out, model=loaded[name], **opts)))
+
+
+@main.command()
+@click.option("-m", "--model", "model_name", required=True, help="Model to train, e.g. flextok-small.")
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="Folder of training images.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("runs/train"), show_default=True)
+@click.option("--stage", type=click.Choice(["all", "vae", "tokenizer"]), default="all", show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=5000, show_default=True, help="Tokenizer steps.")
+@click.option("--vae-steps", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option("-b", "--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--lr", type=float, default=5e-4, show_default=True)
+@click.option("--vae-lr", type=float, default=1e-3, show_default=True)
+@click.option("--lpips-weight", type=float, default=0.1, show_default=True, help="0 turns LPIPS off (needs torchvision VGG weights).")
+@click.option("--gan-weight", type=float, default=0.0, show_default=True, help="Hinge GAN weight for the VAE (0 = off).")
+@click.option("--l2-weight", type=float, default=1.0, show_default=True)
+def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, lr, vae_lr, lpips_weight, gan_weight, l2_weight) -> None:
+    """Train a tokenizer from scratch on a folder of media; resumes from OUT if it exists.
+
+    Multi-GPU / multi-node: `accelerate launch -m tok.cli.main train ...`.
+    """
+    from ..api import list_models
+    from ..core import zoo
+
+    list_models()
+    card = zoo.get_card(model_name)
+    if card.family != "flextok":
+        raise TokError(f"training {card.family} models is not supported yet")
+    from ..training.flextok import VAELossWeights, run
+
+    weights = VAELossWeights(l2=l2_weight, lpips=lpips_weight, gan=gan_weight)
+    tokenizer = card.builder(card)
+    path = run(tokenizer, data, out_dir, stage=stage, vae_steps=vae_steps, steps=steps, batch_size=batch_size, lr=lr, vae_lr=vae_lr, loss_weights=weights)
+    click.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

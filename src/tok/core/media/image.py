@@ -1,0 +1,121 @@
+"""Read, validate and write images.
+
+`read_image` returns float RGB in [0, 1] as a (3, H, W) tensor, whatever the file holds:
+grayscale, palette, RGBA/LA (composited onto white), CMYK, 16-bit, with EXIF orientation applied.
+Every failure is a `TokError` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+
+from ..errors import TokError
+from ..io import atomic_path
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+# A decompression bomb check in pixels (PIL's default warns at ~89 MP); refuse clearly instead.
+MAX_PIXELS = 16384 * 16384
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the source file was, recorded in .tok headers."""
+
+    path: str
+    width: int
+    height: int
+    mode: str
+    format: str
+
+    def to_dict(self) -> dict:
+        return {"media": "image", "path": self.path, "width": self.width, "height": self.height, "mode": self.mode, "format": self.format}
+
+
+def _to_float_rgb(img: Image.Image) -> np.ndarray:
+    """Any PIL mode -> float32 (H, W, 3) in [0, 1]."""
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit (or 32-bit integer) grayscale: scale by the type's range, not to 8 bits first.
+        arr = np.asarray(img, dtype=np.float64)
+        full_scale = 65535.0 if mode.startswith("I;16") or arr.max() <= 65535 else float(arr.max())
+        gray = np.clip(arr / full_scale, 0.0, 1.0).astype(np.float32)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "F":
+        gray = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode in ("LA", "La", "PA"):
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "RGBa"):
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img.convert("RGBA"))
+    img = img.convert("RGB")
+    return np.asarray(img, dtype=np.float32) / 255.0
+
+
+def read_image(path: str | os.PathLike) -> tuple[Tensor, ImageInfo]:
+    """Read an image file as a float (3, H, W) tensor in [0, 1], plus what the file was."""
+    path = Path(path)
+    if not path.exists():
+        raise TokError(f"{path}: no such file")
+    if path.is_dir():
+        raise TokError(f"{path}: is a folder, not an image")
+    if path.stat().st_size == 0:
+        raise TokError(f"{path}: empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                fmt = img.format or path.suffix.lstrip(".").upper()
+                if img.width * img.height > MAX_PIXELS:
+                    raise TokError(f"{path}: image of {img.width}x{img.height} pixels is too large")
+                img.load()  # decode now: truncated files fail here, not later
+                img = ImageOps.exif_transpose(img)
+                mode = img.mode
+                pixels = _to_float_rgb(img)
+    except TokError:
+        raise
+    except UnidentifiedImageError:
+        raise TokError(f"{path}: not an image file, or a format PIL cannot read") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+        raise TokError(f"{path}: corrupt or truncated image ({e})") from None
+    height, width = pixels.shape[:2]
+    if width == 0 or height == 0:
+        raise TokError(f"{path}: image has zero size ({width}x{height})")
+    tensor = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)
+    return tensor, ImageInfo(str(path), width, height, mode, fmt)
+
+
+def write_image(image: Tensor, path: str | os.PathLike) -> Path:
+    """Write a (3, H, W) float image in [0, 1] atomically; the format follows the file suffix."""
+    path = Path(path)
+    if image.ndim != 3 or image.shape[0] not in (1, 3):
+        raise ValueError(f"expected an image (3, H, W), got {tuple(image.shape)}")
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise TokError(f"{path}: unsupported image suffix {path.suffix!r}; use one of {', '.join(IMAGE_EXTENSIONS)}")
+    array = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    if array.shape[2] == 1:
+        array = array[..., 0]
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
+    return path
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Supported image files directly in `folder`, sorted; a TokError when there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise TokError(f"{folder}: not a folder")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise TokError(f"{folder}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)})")
+    return files

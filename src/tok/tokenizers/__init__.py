@@ -1,0 +1,1 @@
+"""Visual and 3D tokenizer families, one folder each; importing a family registers its models."""

@@ -1,0 +1,1 @@
+"""Tokenizer training: one Accelerate trainer, the papers' losses, data pipelines, recipes."""

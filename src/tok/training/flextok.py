@@ -1,0 +1,223 @@
+"""FlexTok training recipe: stage 0 (the VAE), then stage 1 (encoder + FSQ + flow decoder).
+
+Stage 0 trains diffusers' AutoencoderKL with L1 + LPIPS + KL (+ hinge GAN) on random crops
+(the VAE is fully convolutional), then measures the latent mean and standard deviation so the
+flow decoder sees unit-variance latents. Stage 1 freezes the VAE, encodes augmented views of
+every image once, and trains the rectified-flow objective with nested dropout and CFG dropout.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from torch import Tensor, nn
+from torch.utils.data import Dataset, TensorDataset
+from tqdm.auto import tqdm
+
+from ..core.io import atomic_path
+from ..tokenizers.flextok import FlexTok
+from .data import ImageFolder
+from .losses import (
+    LPIPSLoss,
+    PatchDiscriminator,
+    VAELossWeights,
+    hinge_discriminator_loss,
+    hinge_generator_loss,
+    kl_divergence,
+)
+from .trainer import TrainConfig, Trainer
+
+logger = logging.getLogger(__name__)
+
+
+def train_vae(tokenizer: FlexTok, data: str | os.PathLike, config: TrainConfig, weights: VAELossWeights, crop: int = 128) -> None:
+    """Stage 0 on random `crop` x `crop` crops of the images resized to the model's resolution."""
+    size = tokenizer.config.image_size
+    dataset = ImageFolder(data, resize=size, crop=min(crop, size))
+    vae = tokenizer.vae.vae
+    if weights.init_logvar is not None:
+        # Start the posterior narrow: at the default init (logvar ~ 0) the sampled latent is
+        # mostly unit noise and the decoder learns nothing until logvar drifts down.
+        with torch.no_grad():
+            vae.quant_conv.bias[vae.config.latent_channels :].fill_(weights.init_logvar)
+    perceptual = LPIPSLoss() if weights.lpips > 0 else None
+
+    def loss_fn(model: nn.Module, images: Tensor, step: int) -> dict[str, Tensor]:
+        recon, mean, logvar = model(images)
+        losses = {"l1": F.l1_loss(recon, images), "kl": kl_divergence(mean, logvar)}
+        total = weights.l1 * losses["l1"] + weights.kl * losses["kl"]
+        if weights.l2:
+            losses["l2"] = F.mse_loss(recon, images)
+            total = total + weights.l2 * losses["l2"]
+        if perceptual is not None:
+            losses["lpips"] = perceptual(images, recon)
+            total = total + weights.lpips * losses["lpips"]
+        if discriminator is not None and step >= weights.disc_start:
+            losses["gan"] = hinge_generator_loss(discriminator(recon))
+            total = total + weights.gan * losses["gan"]
+        losses["loss"] = total
+        return losses
+
+    def disc_loss_fn(disc: nn.Module, model: nn.Module, images: Tensor, step: int) -> dict[str, Tensor]:
+        with torch.no_grad():
+            recon = model(images)[0]
+        return {"disc_loss": hinge_discriminator_loss(disc(images), disc(recon.detach()))}
+
+    discriminator = PatchDiscriminator() if weights.gan > 0 else None
+    trainer = Trainer(
+        replace(config, disc_start=weights.disc_start),
+        _VAEObjective(vae),
+        dataset,
+        loss_fn,
+        discriminator=discriminator,
+        disc_loss_fn=disc_loss_fn if discriminator is not None else None,
+    )
+    trainer.fit()
+    trainer.final_model(use_ema=True)
+    set_latent_statistics(tokenizer, ImageFolder(data, resize=size, crop=size, random_crop=False, flip=False))
+
+
+@torch.no_grad()
+def set_latent_statistics(tokenizer: FlexTok, dataset: Dataset, batch_size: int = 16) -> None:
+    """Set the VAE's shift and scale so the training latents have zero mean and unit variance."""
+    tokenizer.vae.config = replace(tokenizer.vae.config, scaling_factor=1.0, shift_factor=0.0)
+    tokenizer.eval()
+    latents = torch.cat(
+        [tokenizer.vae.encode(torch.stack([dataset[j] for j in range(i, min(i + batch_size, len(dataset)))]).to(tokenizer.device)) for i in range(0, len(dataset), batch_size)]
+    )
+    mean, std = latents.mean().item(), latents.std().item()
+    set_vae_scaling(tokenizer, scaling_factor=1.0 / std, shift_factor=mean)
+    logger.info("latent statistics: mean %.4f std %.4f", mean, std)
+
+
+def set_vae_scaling(tokenizer: FlexTok, scaling_factor: float, shift_factor: float) -> None:
+    vae_config = replace(tokenizer.config.vae, scaling_factor=scaling_factor, shift_factor=shift_factor)
+    tokenizer.vae.config = vae_config
+    tokenizer.config = replace(tokenizer.config, vae=vae_config)
+
+
+@torch.no_grad()
+def encode_views(tokenizer: FlexTok, dataset: ImageFolder, views: int, batch_size: int = 16) -> Tensor:
+    """Scaled VAE latents of `views` augmented crops of every image: (len * views, C, h, w)."""
+    tokenizer.eval()
+    items = [i for _ in range(views) for i in range(len(dataset))]
+    latents = []
+    for start in tqdm(range(0, len(items), batch_size), desc="encode latents"):
+        images = torch.stack([dataset[i] for i in items[start : start + batch_size]]).to(tokenizer.device)
+        latents.append(tokenizer.vae.encode(images).cpu())
+    return torch.cat(latents)
+
+
+def train_tokenizer(tokenizer: FlexTok, data: str | os.PathLike, config: TrainConfig, views: int = 8) -> None:
+    """Stage 1: the VAE is frozen; views are random crops at a random scale between the
+    model resolution and 1.25x, flipped at random."""
+    size = tokenizer.config.image_size
+    latents = []
+    for i, resize in enumerate(torch.linspace(size, int(size * 1.25), views).round().int().tolist()):
+        latents.append(encode_views(tokenizer, ImageFolder(data, resize=resize, crop=size), 1))
+    dataset = TensorDataset(torch.cat(latents))
+    tokenizer.vae.requires_grad_(False)
+
+    def loss_fn(model: nn.Module, batch: list[Tensor], step: int) -> dict[str, Tensor]:
+        losses = model(batch[0])
+        return {"loss": losses.losses["flow"], **losses.losses}
+
+    trained = [p for name, p in tokenizer.named_parameters() if p.requires_grad and not name.startswith("vae.")]
+    trainer = Trainer(config, _FlowObjective(tokenizer), dataset, loss_fn, parameters=trained)
+    trainer.fit()
+    trainer.final_model(use_ema=True)
+
+
+class _FlowObjective(nn.Module):
+    """Routes the flow loss through `forward`, which DDP needs to synchronise gradients."""
+
+    def __init__(self, tokenizer: FlexTok):
+        super().__init__()
+        self.tokenizer = tokenizer
+
+    def forward(self, latents: Tensor):
+        return self.tokenizer.flow_loss(latents)
+
+
+class _VAEObjective(nn.Module):
+    """AutoencoderKL's training pass through `forward`: (reconstruction from a posterior sample, mean, logvar)."""
+
+    def __init__(self, vae: nn.Module):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        posterior = self.vae.encode(images).latent_dist
+        return self.vae.decode(posterior.sample()).sample, posterior.mean, posterior.logvar
+
+
+def save_checkpoint(tokenizer: FlexTok, path: str | os.PathLike, dtype: torch.dtype = torch.float16) -> Path:
+    """Write the whole model (official key layout) as safetensors, with its config in the metadata."""
+    path = Path(path)
+    state = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous() for k, v in tokenizer.state_dict().items()}
+    metadata = {"tok_family": "flextok", "tok_config": json.dumps(tokenizer.config.to_dict())}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
+    return path
+
+
+def load_checkpoint_into(tokenizer: FlexTok, path: str | os.PathLike) -> None:
+    """Load a checkpoint written by `save_checkpoint`, including its VAE latent scaling."""
+    from safetensors import safe_open
+
+    from ..core.weights import load_strict, read_state_dict
+
+    with safe_open(str(path), framework="pt") as f:
+        config = json.loads((f.metadata() or {})["tok_config"])
+    set_vae_scaling(tokenizer, config["vae"]["scaling_factor"], config["vae"]["shift_factor"])
+    load_strict(tokenizer, {k: v.float() for k, v in read_state_dict(path).items()}, path)
+
+
+def run(
+    tokenizer: FlexTok,
+    data: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    stage: str = "all",
+    vae_steps: int = 2000,
+    steps: int = 5000,
+    batch_size: int = 16,
+    vae_batch_size: int = 16,
+    lr: float = 5e-4,
+    vae_lr: float = 1e-3,
+    vae_crop: int = 64,
+    mixed_precision: str = "auto",
+    loss_weights: VAELossWeights | None = None,
+    views: int = 8,
+    save_every: int = 250,
+) -> Path:
+    """Train FlexTok stage by stage into `out_dir`; every stage resumes where it stopped.
+
+    Writes `out_dir/vae.safetensors` after stage 0 and `out_dir/model.safetensors` after stage 1.
+    """
+    out_dir = Path(out_dir)
+    vae_file, model_file = out_dir / "vae.safetensors", out_dir / "model.safetensors"
+    if stage in ("all", "vae") and not vae_file.exists():
+        config = TrainConfig(
+            str(out_dir / "vae"), steps=vae_steps, batch_size=vae_batch_size, lr=vae_lr, warmup_steps=50,
+            save_every=save_every, ema_decay=0.999, mixed_precision=mixed_precision,
+        )
+        train_vae(tokenizer, data, config, loss_weights or VAELossWeights(), crop=vae_crop)
+        save_checkpoint(tokenizer, vae_file)
+    if stage == "vae":
+        return vae_file
+    if vae_file.exists():
+        load_checkpoint_into(tokenizer, vae_file)
+    config = TrainConfig(
+        str(out_dir / "tokenizer"), steps=steps, batch_size=batch_size, lr=lr, warmup_steps=100,
+        save_every=save_every, ema_decay=0.999, mixed_precision=mixed_precision,
+    )
+    train_tokenizer(tokenizer, data, config, views=views)
+    return save_checkpoint(tokenizer, model_file)

@@ -1,0 +1,119 @@
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from tok.cli.main import main
+
+
+@pytest.fixture
+def run():
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+def test_models_lists_the_zoo(run):
+    result = run("models", "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.output)
+    names = {m["name"] for m in data["models"]}
+    assert {"flextok-small", "flextok-d18-d28-dfn", "flextok-d12-d12-in1k"} <= names
+    assert data["aliases"]["flextok"][-1] == "flextok-small"
+    assert "flextok-small" in run("models").output
+
+
+def test_encode_info_decode(run, tmp_path, photo, tiny_flextok_weights):
+    src = tmp_path / "photo.jpg"
+    shutil.copy(photo, src)
+    result = run("encode", src, "--model", "flextok-tiny", "--weights", tiny_flextok_weights, "--tokens", "7")
+    assert result.exit_code == 0, result.output
+    tok_file = tmp_path / "photo.tok"
+    assert tok_file.is_file()
+    info = json.loads(run("info", tok_file, "--json").output)
+    assert info["model"] == "flextok-tiny" and info["layout"] == "sequence"
+    assert info["vocab_sizes"] == [64000] and info["stream_shapes"] == [[1, 7]] and info["num_tokens"] == 7
+    assert info["sources"][0]["width"] == 240 and info["sources"][0]["height"] == 320
+    result = run("decode", tok_file, "-o", tmp_path / "back.png", "--weights", tiny_flextok_weights, "--steps", "2")
+    assert result.exit_code == 0, result.output
+    from PIL import Image
+
+    assert Image.open(tmp_path / "back.png").size == (64, 64)
+
+
+def test_encode_folder_with_progress(run, tmp_path, photo, tiny_flextok_weights):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        shutil.copy(photo, folder / f"p{i}.jpg")
+    (folder / "notes.txt").write_text("not an image")
+    result = run("encode", folder, "--model", "flextok-tiny", "--weights", tiny_flextok_weights, "--out-dir", tmp_path / "out", "--batch-size", "2")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0.tok", "p1.tok", "p2.tok"]
+    assert "wrote 3 .tok files" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["encode", "{tmp}/missing.jpg", "--model", "flextok-tiny", "--weights", "{w}"], "missing.jpg: no such file or folder"),
+        (["encode", "{tmp}/empty_dir", "--model", "flextok-tiny", "--weights", "{w}"], "empty_dir: no images found"),
+        (["encode", "{tmp}/cut.jpg", "--model", "flextok-tiny", "--weights", "{w}"], "cut.jpg: corrupt or truncated image"),
+        (["encode", "{tmp}/zero.png", "--model", "flextok-tiny", "--weights", "{w}"], "zero.png: empty file"),
+        (["encode", "{tmp}/ok.jpg", "--model", "nope"], "unknown model 'nope'"),
+        (["encode", "{tmp}/ok.jpg", "--model", "flextok-tiny", "--weights", "{w}", "--tokens", "0"], "number of tokens must be an integer in 1..16"),
+        (["encode", "{tmp}/ok.jpg", "--model", "flextok-tiny", "--weights", "{w}", "--tokens", "300"], "number of tokens must be an integer in 1..16"),
+        (["decode", "{tmp}/garbage.tok"], "garbage.tok: not a valid .tok file"),
+        (["decode", "{tmp}/other_tiny.tok", "--model", "flextok-small"], "were made by model 'flextok-tiny', not 'flextok-small'"),
+        (["decode", "{tmp}/range.tok", "--weights", "{w}"], "outside the vocabulary"),
+        (["info", "{tmp}/missing.tok"], "missing.tok: no such token file"),
+    ],
+)
+def test_user_errors_exit_1_with_one_line(run, tmp_path, photo, tiny_flextok_weights, args, message):
+    import torch
+    from safetensors.torch import save_file
+
+    from tok.core import TokenLayout, Tokens
+
+    (tmp_path / "empty_dir").mkdir()
+    shutil.copy(photo, tmp_path / "ok.jpg")
+    data = photo.read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 3])
+    (tmp_path / "zero.png").write_bytes(b"")
+    (tmp_path / "garbage.tok").write_bytes(b"garbage")
+    layout = TokenLayout("sequence", (64000,), (("n",),))
+    Tokens([torch.zeros(1, 4, dtype=torch.long)], layout, "flextok-tiny").save(tmp_path / "other_tiny.tok")
+    # A file whose ids exceed the vocabulary its header declares (written around Tokens' checks).
+    header = Tokens([torch.zeros(1, 4, dtype=torch.long)], layout, "flextok-tiny").header()
+    ids = torch.tensor([[0, 1, 64000, 65535]], dtype=torch.uint16)
+    save_file({"stream.0": ids}, str(tmp_path / "range.tok"), metadata={"tok": json.dumps(header)})
+    before = set(tmp_path.rglob("*"))
+    result = run(*[a.format(tmp=tmp_path, w=tiny_flextok_weights) for a in args])
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], result.output
+    assert set(tmp_path.rglob("*")) == before  # no partial output left behind
+
+
+def test_usage_errors_exit_2(run, tmp_path):
+    assert run("encode").exit_code == 2
+    assert run("encode", "x.jpg").exit_code == 2  # --model missing
+    assert run("bogus").exit_code == 2
+
+
+def test_decode_refuses_tokens_from_other_weights(run, tmp_path, photo, tiny_flextok_weights):
+    from safetensors.torch import load_file, save_file
+
+    shutil.copy(photo, tmp_path / "a.jpg")
+    assert run("encode", tmp_path / "a.jpg", "-m", "flextok-tiny", "--weights", tiny_flextok_weights).exit_code == 0
+    other = tmp_path / "other_weights"
+    shutil.copytree(tiny_flextok_weights, other)
+    state = load_file(str(other / "model.safetensors"))
+    state["decoder.module_dict.dec_nested_dropout.dropout_mask_token"] += 1
+    save_file(state, str(other / "model.safetensors"))
+    result = run("decode", tmp_path / "a.tok", "--weights", other)
+    assert result.exit_code == 1 and "were made with weights" in result.output

@@ -1,0 +1,48 @@
+"""Test-session settings: no network, small thread count, shared fixtures."""
+
+import os
+
+# Must be set before huggingface_hub is imported anywhere (it reads the flag at import).
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def photo() -> Path:
+    """A real photograph (JPEG) shipped with the tests."""
+    return DATA / "photo.jpg"
+
+
+@pytest.fixture(scope="session")
+def tiny_flextok_weights(tmp_path_factory) -> Path:
+    """A random-weight `flextok-tiny` checkpoint in the official key layout, as a Hub-style folder:
+    model.safetensors (encoder, decoder and vae.vae.* keys) + vae/config.json."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from tok.tokenizers.flextok import FlexTok, preset
+
+    torch.manual_seed(1)
+    model = FlexTok(preset("tiny"))
+    # Non-zero modulation so the decoder output depends on every part of the network.
+    for name, p in model.named_parameters():
+        if "adaLN_modulation" in name or "dec_to_patches" in name:
+            torch.nn.init.normal_(p, std=0.02)
+    folder = tmp_path_factory.mktemp("flextok_tiny")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
+    (folder / "vae").mkdir()
+    (folder / "vae" / "config.json").write_text(json.dumps({"_class_name": "AutoencoderKL", "scaling_factor": 0.5, "shift_factor": 0.1}))
+    return folder

@@ -1,0 +1,155 @@
+import pytest
+import torch
+
+from tok.core import TokError, Tokens
+from tok.tokenizers.flextok import FlexTok, preset
+from tok.tokenizers.flextok.model import FlexTokEncoder
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = FlexTok(preset("tiny"))
+    for name, p in m.named_parameters():  # leave AdaLN-zero's identity start
+        if "adaLN_modulation" in name or "dec_to_patches" in name:
+            torch.nn.init.normal_(p, std=0.02)
+    return m.eval()
+
+
+@pytest.fixture
+def images():
+    return torch.rand(2, 3, 64, 64) * 2 - 1
+
+
+def test_round_trip_shapes_and_determinism(model, images):
+    tokens = model.encode(images)
+    assert tokens.layout.kind == "sequence" and tokens.shapes == [(2, 16)]
+    assert tokens.layout.vocab_sizes == (64000,)
+    ids = tokens.streams[0]
+    assert ids.dtype == torch.int64 and 0 <= ids.min() and ids.max() < 64000
+    assert torch.equal(model.encode(images).streams[0], ids)  # eval mode is deterministic
+    out = model.decode(tokens, steps=2)
+    assert out.shape == images.shape and out.min() >= -1 and out.max() <= 1
+    assert torch.equal(model.decode(tokens, steps=2), out)  # fixed seed -> same image
+    assert not torch.equal(model.decode(tokens, steps=2, seed=1), out)
+
+
+def test_prefix_property(model, images):
+    full = model.encode(images).streams[0]
+    for k in (1, 5, 16):
+        assert torch.equal(model.encode(images, num_tokens=k).streams[0], full[:, :k])
+
+
+def test_fewer_tokens_change_the_decoding(model, images):
+    full = model.encode(images)
+    one = model.encode(images, num_tokens=1)
+    assert not torch.allclose(model.decode(full, steps=1), model.decode(one, steps=1))
+
+
+@pytest.mark.parametrize("bad", [0, 17, -3])
+def test_token_count_is_checked(model, images, bad):
+    with pytest.raises(TokError, match=r"number of tokens must be an integer in 1..16"):
+        model.encode(images, num_tokens=bad)
+
+
+def test_ids_to_codes_matches_quantizer(model, images):
+    latents = model.vae.encode(images)
+    codes, ids = model.encode_latents(latents)
+    torch.testing.assert_close(model.quantizer.ids_to_codes(ids), codes)
+
+
+def test_encoder_attention_mask():
+    mask = FlexTokEncoder.attention_mask(num_patches=3, num_registers=2)
+    expected = torch.tensor(
+        [
+            [1, 1, 1, 0, 0],  # patches see patches only
+            [1, 1, 1, 0, 0],
+            [1, 1, 1, 0, 0],
+            [1, 1, 1, 1, 0],  # register 0 sees patches and itself
+            [1, 1, 1, 1, 1],  # register 1 sees patches and registers 0..1
+        ],
+        dtype=torch.bool,
+    )
+    assert torch.equal(mask, expected)
+
+
+def test_registers_are_causal(model, images):
+    """Changing register i's learned embedding leaves the outputs of registers < i unchanged."""
+    latents = model.vae.encode(images)
+    before = model.encoder(latents)
+    registers = model.encoder.module_dict["enc_register_module"].registers
+    saved = registers.detach().clone()
+    with torch.no_grad():
+        registers[10] += 5.0
+    try:
+        after = model.encoder(latents)
+    finally:
+        with torch.no_grad():
+            registers.copy_(saved)
+    torch.testing.assert_close(after[:, :10], before[:, :10])
+    assert not torch.allclose(after[:, 10:], before[:, 10:])
+
+
+def test_guidance_paths(model, images):
+    tokens = model.encode(images, num_tokens=4)
+    plain = model.decode(tokens, steps=2, guidance=1.0)
+    cfg = model.decode(tokens, steps=2, guidance=3.0)
+    apg = model.decode(tokens, steps=2, guidance=3.0, norm_guidance=True)
+    scheduled = model.decode(tokens, steps=2, guidance=lambda t: 1.0)
+    assert not torch.allclose(plain, cfg) and not torch.allclose(cfg, apg)
+    torch.testing.assert_close(scheduled, plain)
+
+
+def test_batched_encode_equals_single(model, images):
+    batched = model.encode(images).streams[0]
+    single = torch.cat([model.encode(images[i : i + 1]).streams[0] for i in range(2)])
+    assert torch.equal(batched, single)
+
+
+def test_decode_checks_tokens(model, images):
+    tokens = model.encode(images)
+    other = Tokens(tokens.streams, tokens.layout, "flextok-small")
+    with pytest.raises(TokError, match="made by model 'flextok-small'"):
+        model.decode(other)
+    with pytest.raises(TokError, match=r"must lie in \[0, 64000\)"):
+        model.decode(torch.tensor([[64000]]))
+
+
+def test_preprocess_resizes_and_crops(model):
+    image = torch.rand(3, 90, 150)
+    x = model.preprocess(image)
+    assert x.shape == (1, 3, 64, 64) and x.min() >= -1 and x.max() <= 1
+    with pytest.raises(ValueError, match=r"expected images \(B, 3, 64, 64\)"):
+        model.encode(torch.rand(1, 3, 32, 32))
+
+
+def test_training_step_reduces_loss():
+    torch.manual_seed(0)
+    m = FlexTok(preset("tiny")).train()
+    latents = torch.randn(4, 16, 8, 8)
+    opt = torch.optim.Adam([p for n, p in m.named_parameters() if not n.startswith("vae.")], lr=3e-3)
+    losses = []
+    for _ in range(30):
+        torch.manual_seed(1)  # same noise and t every step: the loss must go down
+        loss = m.flow_loss(latents, keep_k=torch.full((4,), 16)).losses["flow"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+    assert m.encoder.module_dict["enc_register_module"].registers.grad is not None  # gradients reach the encoder through FSQ
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, expected_millions",
+    [("d12-d12", 257), ("d18-d18", 865), ("d18-d28", 2456)],
+)
+def test_official_presets_parameter_counts(name, expected_millions):
+    """Trunk + adaLN parameters (VAE excluded) match the fact sheet's counts for the releases."""
+    with torch.device("meta"):
+        model = FlexTok(preset(name))
+    trunk = sum(p.numel() for p in model.encoder.parameters()) + sum(p.numel() for p in model.decoder.parameters())
+    assert abs(trunk / 1e6 - expected_millions) < 1.5
+    vae = sum(p.numel() for p in model.vae.parameters())
+    assert abs(vae / 1e6 - 83.8) < 0.5  # SD-style f8 c16 VAE

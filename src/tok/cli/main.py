@@ -172,13 +172,16 @@ def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, d
 @click.option("--stage", type=click.Choice(["all", "vae", "tokenizer"]), default="all", show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), default=5000, show_default=True, help="Tokenizer steps.")
 @click.option("--vae-steps", type=click.IntRange(min=1), default=2000, show_default=True)
-@click.option("-b", "--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--lr", type=float, default=5e-4, show_default=True)
+@click.option("-b", "--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Tokenizer batch size.")
+@click.option("--vae-batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--vae-crop", type=click.IntRange(min=8), default=64, show_default=True, help="Square crop side for VAE training.")
+@click.option("--lr", type=float, default=8e-4, show_default=True)
 @click.option("--vae-lr", type=float, default=1e-3, show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "bf16", "no"]), default="auto", show_default=True, help="auto: bf16 on GPU, fp32 on CPU.")
 @click.option("--lpips-weight", type=float, default=0.1, show_default=True, help="0 turns LPIPS off (needs torchvision VGG weights).")
 @click.option("--gan-weight", type=float, default=0.0, show_default=True, help="Hinge GAN weight for the VAE (0 = off).")
 @click.option("--l2-weight", type=float, default=1.0, show_default=True)
-def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, lr, vae_lr, lpips_weight, gan_weight, l2_weight) -> None:
+def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_batch_size, vae_crop, lr, vae_lr, precision, lpips_weight, gan_weight, l2_weight) -> None:
     """Train a tokenizer from scratch on a folder of media; resumes from OUT if it exists.
 
     Multi-GPU / multi-node: `accelerate launch -m tok.cli.main train ...`.
@@ -194,7 +197,10 @@ def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, lr, va
 
     weights = VAELossWeights(l2=l2_weight, lpips=lpips_weight, gan=gan_weight)
     tokenizer = card.builder(card)
-    path = run(tokenizer, data, out_dir, stage=stage, vae_steps=vae_steps, steps=steps, batch_size=batch_size, lr=lr, vae_lr=vae_lr, loss_weights=weights)
+    path = run(
+        tokenizer, data, out_dir, stage=stage, vae_steps=vae_steps, steps=steps, batch_size=batch_size,
+        vae_batch_size=vae_batch_size, vae_crop=vae_crop, lr=lr, vae_lr=vae_lr, mixed_precision=precision, loss_weights=weights,
+    )
     click.echo(f"wrote {path}")
 
 

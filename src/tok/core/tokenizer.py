@@ -70,6 +70,12 @@ class Tokenizer(nn.Module):
     def decode(self, tokens: Tokens, **opts: Any) -> Tensor:
         raise NotImplementedError
 
+    def check_num_tokens(self, num_tokens: int | None) -> int | None:
+        """Validate a requested token count; families with a flexible length override this."""
+        if num_tokens is not None:
+            raise TokError(f"model {self.name!r} has a fixed token count; do not pass a number of tokens")
+        return None
+
     def make_tokens(self, streams: list[Tensor], sources: list[dict[str, Any]] | None = None) -> Tokens:
         """Wrap ids from this model in `Tokens` carrying its name, digest and layout."""
         return Tokens(streams, self.layout, self.name, self.weights_digest, sources or [])

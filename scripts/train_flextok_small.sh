@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # How the bundled flextok-small was trained (2 CPU cores, bf16 autocast): the photo corpus from
 # ../shared/data/build-corpus.sh, train split only (the val split is held out for evaluation).
-# Stage 0 (VAE) took ~30 min, stage 1 (tokenizer) ~45 min. Then:
+# Stage 0: 4750 steps on 64-pixel crops (~20 min), then 400 steps on whole 256-pixel images
+# (GroupNorm statistics of crops differ from whole images); stage 1 (tokenizer) ~45 min. Then:
 #   .venv/bin/python scripts/flextok_psnr.py --weights runs/flextok-small/model.safetensors --data "$DATA/photos/val"
 #   cp runs/flextok-small/model.safetensors src/tok/zoo_weights/flextok-small.safetensors
 set -euo pipefail
 DATA="${TOK_DATA:-$HOME/.cache/tok-data}"
 .venv/bin/tok -v train -m flextok-small --data "$DATA/photos/train" --out runs/flextok-small \
-  --vae-steps 8000 --vae-batch-size 8 --vae-crop 64 --vae-lr 1e-3 --l2-weight 1 --lpips-weight 0 --gan-weight 0 \
+  --vae-steps 4750 --vae-full-steps 400 --vae-batch-size 8 --vae-crop 64 --vae-lr 1e-3 --l2-weight 1 --lpips-weight 0 --gan-weight 0 \
   --steps "${STEPS:-5000}" --batch-size 16 --lr 8e-4 --precision bf16

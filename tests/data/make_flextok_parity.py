@@ -10,7 +10,7 @@ It instantiates the official classes at a small width with random weights (seed 
 trunk (width 64, two 32-wide heads, so the muP softmax scale 8/head_dim differs from 1/sqrt(head_dim); FlexTransformer, SDPA path with the `causal_last` mask of 16 patches + 8 registers), the
 decoder trunk (FlexTransformer with 2-way AdaLN over [patches, registers]), FSQ [8,8,8,5,5,5],
 the time embedder (max_timestep 1.0), the 2D sin-cos table, patchify + PatchEmbedder and the
-ToPatchesLinearHead + unpatchify, and stores their weights, inputs and outputs. Only tensors
+ToPatchesLinearHead + unpatchify, normalized guidance (APG) over three steps, and stores their weights, inputs and outputs. Only tensors
 are stored; no official code is copied into this repository.
 """
 
@@ -19,6 +19,7 @@ from functools import partial
 import torch
 from safetensors.torch import save_file
 
+from flextok.flow_matching.cfg_utils import MomentumBuffer, normalized_guidance
 from flextok.model.postprocessors.heads import ToPatchesLinearHead, expand_emb_from_ps, unpatchify
 from flextok.model.preprocessors.flex_seq_packing import expand_emb_per_subseq
 from flextok.model.preprocessors.patching import PatchEmbedder, patchify
@@ -108,6 +109,13 @@ with torch.no_grad():
     grid = unpatchify(flat.reshape(1, GRID, GRID, -1), [P, P])  # (1, H, W, C)
 out["head.input"], out["head.output"] = x, grid.permute(0, 3, 1, 2).contiguous()
 store("head", head)
+
+# Normalized guidance (APG) over three sampler steps sharing one momentum buffer.
+buffer = MomentumBuffer(momentum=-0.5)
+for step in range(3):
+    cond_pred, uncond_pred = torch.randn(2, CHANNELS, GRID, GRID), torch.randn(2, CHANNELS, GRID, GRID)
+    out[f"apg.cond.{step}"], out[f"apg.uncond.{step}"] = cond_pred, uncond_pred
+    out[f"apg.output.{step}"] = normalized_guidance(cond_pred, uncond_pred, 7.5, momentum_buffer=buffer)
 
 save_file({k: v.contiguous() for k, v in out.items()}, "flextok_parity.safetensors")
 print(f"wrote {len(out)} tensors")

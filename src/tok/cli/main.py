@@ -175,13 +175,14 @@ def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, d
 @click.option("-b", "--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Tokenizer batch size.")
 @click.option("--vae-batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--vae-crop", type=click.IntRange(min=8), default=64, show_default=True, help="Square crop side for VAE training.")
+@click.option("--vae-full-steps", type=click.IntRange(min=0), default=500, show_default=True, help="VAE steps on whole images after the crop phase.")
 @click.option("--lr", type=float, default=8e-4, show_default=True)
 @click.option("--vae-lr", type=float, default=1e-3, show_default=True)
 @click.option("--precision", type=click.Choice(["auto", "bf16", "no"]), default="auto", show_default=True, help="auto: bf16 on GPU, fp32 on CPU.")
 @click.option("--lpips-weight", type=float, default=0.1, show_default=True, help="0 turns LPIPS off (needs torchvision VGG weights).")
 @click.option("--gan-weight", type=float, default=0.0, show_default=True, help="Hinge GAN weight for the VAE (0 = off).")
 @click.option("--l2-weight", type=float, default=1.0, show_default=True)
-def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_batch_size, vae_crop, lr, vae_lr, precision, lpips_weight, gan_weight, l2_weight) -> None:
+def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_batch_size, vae_crop, vae_full_steps, lr, vae_lr, precision, lpips_weight, gan_weight, l2_weight) -> None:
     """Train a tokenizer from scratch on a folder of media; resumes from OUT if it exists.
 
     Multi-GPU / multi-node: `accelerate launch -m tok.cli.main train ...`.
@@ -199,7 +200,7 @@ def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_ba
     tokenizer = card.builder(card)
     path = run(
         tokenizer, data, out_dir, stage=stage, vae_steps=vae_steps, steps=steps, batch_size=batch_size,
-        vae_batch_size=vae_batch_size, vae_crop=vae_crop, lr=lr, vae_lr=vae_lr, mixed_precision=precision, loss_weights=weights,
+        vae_batch_size=vae_batch_size, vae_crop=vae_crop, vae_full_steps=vae_full_steps, lr=lr, vae_lr=vae_lr, mixed_precision=precision, loss_weights=weights,
     )
     click.echo(f"wrote {path}")
 

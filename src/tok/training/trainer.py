@@ -114,7 +114,7 @@ class Trainer:
         self.accelerator.save_state(str(self.checkpoint_dir))
 
     def resume(self) -> bool:
-        if not (self.checkpoint_dir / "model.safetensors").exists() and not any(self.checkpoint_dir.glob("*.safetensors")):
+        if not self.checkpoint_dir.is_dir():
             return False
         self.accelerator.load_state(str(self.checkpoint_dir))
         logger.info("resumed from %s at step %d", self.checkpoint_dir, self.counter.step)

@@ -6,7 +6,6 @@ with random weights; here the same weights go into our modules under the same ke
 
 from pathlib import Path
 
-import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -76,3 +75,12 @@ def test_velocity_head_and_unpatchify():
         flat = head(DATA["head.input"], DATA["decoder.cond"])
     grid = rearrange(flat, "b (h w) (p1 p2 c) -> b c (h p1) (w p2)", h=GRID, p1=P, p2=P)
     torch.testing.assert_close(grid, DATA["head.output"], atol=1e-5, rtol=1e-5)
+
+
+def test_normalized_guidance_with_momentum():
+    from tok.tokenizers.flextok.model import AdaptiveProjectedGuidance
+
+    apg = AdaptiveProjectedGuidance()
+    for step in range(3):
+        guided = apg(DATA[f"apg.cond.{step}"], DATA[f"apg.uncond.{step}"], 7.5)
+        torch.testing.assert_close(guided, DATA[f"apg.output.{step}"])

@@ -18,6 +18,7 @@ Where we differ from the official code (same weights, same maths):
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any, Callable
 
 import torch
@@ -340,6 +341,12 @@ class FlexTok(Tokenizer):
         _init_linears(self.encoder)
         _init_linears(self.decoder)
         _zero_modulation(self.decoder)
+
+    def set_latent_scaling(self, scaling_factor: float, shift_factor: float | None) -> None:
+        """Set how VAE latents map to the decoder's space (read from a VAE config or measured)."""
+        vae = replace(self.config.vae, scaling_factor=float(scaling_factor), shift_factor=float(shift_factor or 0.0))
+        self.vae.config = vae
+        self.config = replace(self.config, vae=vae)
 
     # -- contract --------------------------------------------------------------------------
     @property

@@ -20,14 +20,6 @@ from .model import FlexTok
 VAE_PREFIX = "vae.vae."
 
 
-def _set_scaling(model: FlexTok, scaling_factor: float, shift_factor: float | None) -> None:
-    from dataclasses import replace
-
-    vae = replace(model.config.vae, scaling_factor=float(scaling_factor), shift_factor=float(shift_factor or 0.0))
-    model.vae.config = vae
-    model.config = replace(model.config, vae=vae)
-
-
 def _metadata(path: Path) -> dict[str, str]:
     if path.suffix != ".safetensors":
         return {}
@@ -60,13 +52,13 @@ def load_weights(model: FlexTok, source: WeightSource) -> None:
     metadata = _metadata(path)
     if "tok_config" in metadata:
         vae_config = json.loads(metadata["tok_config"])["vae"]
-        _set_scaling(model, vae_config["scaling_factor"], vae_config["shift_factor"])
+        model.set_latent_scaling(vae_config["scaling_factor"], vae_config["shift_factor"])
     else:
         folder = _vae_folder(source, root)
         if folder is None:
             raise TokError(f"{source.path}: official FlexTok weights need the VAE's config.json (in a vae/ folder beside them)")
         vae_config = json.loads((folder / "config.json").read_text())
-        _set_scaling(model, vae_config.get("scaling_factor", 1.0), vae_config.get("shift_factor"))
+        model.set_latent_scaling(vae_config.get("scaling_factor", 1.0), vae_config.get("shift_factor"))
         if not any(k.startswith(VAE_PREFIX) for k in state):
             vae_file = folder / "diffusion_pytorch_model.safetensors"
             if not vae_file.is_file():

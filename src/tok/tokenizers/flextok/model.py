@@ -513,7 +513,8 @@ class FlexTok(Tokenizer):
     def flow_loss(self, latents: Tensor, keep_k: Tensor | None = None) -> TokenizerOutput:
         """Rectified-flow loss on scaled latents with nested dropout and CFG dropout.
 
-        x_t = t * noise + (1 - t) * x0 with t ~ sigmoid(N(0, 1)); target velocity noise - x0.
+        x_t = t * noise + (1 - t) * x0 with t ~ sigmoid(N(0, 1)) (shifted by `config.time_shift`);
+        target velocity noise - x0.
         """
         batch, device = latents.shape[0], latents.device
         codes, _ = self.encode_latents(latents)
@@ -522,6 +523,8 @@ class FlexTok(Tokenizer):
         registers = self.decoder.condition(codes, keep_k, null)
         noise = torch.randn_like(latents)
         t = torch.sigmoid(torch.randn(batch, device=device))
+        shift = self.config.time_shift
+        t = shift * t / (1 + (shift - 1) * t)
         noised = t[:, None, None, None] * noise + (1 - t[:, None, None, None]) * latents
         with self._autocast(latents):
             velocity = self.decoder(noised, t, registers).float()

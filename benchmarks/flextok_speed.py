@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1, help="Euler steps per decode")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--ops", nargs="+", default=["encode", "decode"], choices=["encode", "decode"])
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:  # child process: one configuration
@@ -65,7 +66,7 @@ def main() -> None:
     print(f"device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}, decode steps {args.steps}")
     print(f"{'preset':<9} {'op':<7} {'batch':>5} {'img/s':>9} {'peak MiB':>9} {'batched/unbatched':>18}")
     for preset in args.presets:
-        for op in ("encode", "decode"):
+        for op in args.ops:
             base = None
             for batch in args.batches:
                 cmd = [sys.executable, __file__, "--one", f"{preset},{batch},{op}", "--steps", str(args.steps), "--device", args.device, "--repeats", str(args.repeats)]

@@ -2,7 +2,9 @@
 # How the bundled flextok-small was trained (2 CPU cores, bf16 autocast): the photo corpus from
 # ../shared/data/build-corpus.sh, train split only (the val split is held out for evaluation).
 # Stage 0: 4750 steps on 64-pixel crops (~20 min), then 400 steps on whole 256-pixel images
-# (GroupNorm statistics of crops differ from whole images); stage 1 (tokenizer) ~45 min. Then:
+# (GroupNorm statistics of crops differ from whole images). Stage 1 (tokenizer, ~1.7 steps/s)
+# was stopped at the step-2250 checkpoint for lack of time: STEPS=2250 exports its EMA weights.
+# Then:
 #   .venv/bin/python scripts/flextok_psnr.py --weights runs/flextok-small/model.safetensors --data "$DATA/photos/val"
 #   cp runs/flextok-small/model.safetensors src/tok/zoo_weights/flextok-small.safetensors
 set -euo pipefail

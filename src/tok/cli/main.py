@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -178,11 +179,12 @@ def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, d
 @click.option("--vae-full-steps", type=click.IntRange(min=0), default=500, show_default=True, help="VAE steps on whole images after the crop phase.")
 @click.option("--lr", type=float, default=8e-4, show_default=True)
 @click.option("--vae-lr", type=float, default=1e-3, show_default=True)
+@click.option("--time-shift", type=float, help="Override the preset's training time shift (FlexTok; 1 = logit-normal).")
 @click.option("--precision", type=click.Choice(["auto", "bf16", "no"]), default="auto", show_default=True, help="auto: bf16 on GPU, fp32 on CPU.")
 @click.option("--lpips-weight", type=float, default=0.1, show_default=True, help="0 turns LPIPS off (needs torchvision VGG weights).")
 @click.option("--gan-weight", type=float, default=0.0, show_default=True, help="Hinge GAN weight for the VAE (0 = off).")
 @click.option("--l2-weight", type=float, default=1.0, show_default=True)
-def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_batch_size, vae_crop, vae_full_steps, lr, vae_lr, precision, lpips_weight, gan_weight, l2_weight) -> None:
+def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_batch_size, vae_crop, vae_full_steps, lr, vae_lr, time_shift, precision, lpips_weight, gan_weight, l2_weight) -> None:
     """Train a tokenizer from scratch on a folder of media; resumes from OUT if it exists.
 
     Multi-GPU / multi-node: `accelerate launch -m tok.cli.main train ...`.
@@ -197,6 +199,8 @@ def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_ba
     from ..training.flextok import VAELossWeights, run
 
     weights = VAELossWeights(l2=l2_weight, lpips=lpips_weight, gan=gan_weight)
+    if time_shift is not None:
+        card = replace(card, config=replace(card.config, time_shift=time_shift))
     tokenizer = card.builder(card)
     path = run(
         tokenizer, data, out_dir, stage=stage, vae_steps=vae_steps, steps=steps, batch_size=batch_size,

@@ -27,7 +27,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ...core import TokenLayout, Tokens, TokError, Tokenizer, TokenizerOutput
-from ...core.quantize import FSQQuantizer
+from ...core.quantize import FSQQuantizer, check_ids
 from ...nn.embeddings import TimestepEmbedder, sincos_2d
 from ...nn.norm import affine_free_layer_norm
 from ...nn.transformer import AdaLNBlock, Block, modulate
@@ -454,8 +454,7 @@ class FlexTok(Tokenizer):
             ids = tokens
         if ids.ndim != 2:
             raise ValueError(f"expected ids (B, k), got {tuple(ids.shape)}")
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.quantizer.vocab_size):
-            raise TokError(f"token ids must lie in [0, {self.quantizer.vocab_size})")
+        check_ids(ids, self.quantizer.vocab_size, "token ids")
         steps = self.config.decode_steps if steps is None else steps
         if steps < 1:
             raise TokError(f"steps must be at least 1, got {steps}")

@@ -8,24 +8,13 @@ import random
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..core import TokError
-from ..core.media import list_images, read_image
+from ..core.media import list_images, read_image, resize_shorter_side
 
 logger = logging.getLogger(__name__)
-
-
-def resize_shorter_side(image: Tensor, size: int) -> Tensor:
-    """(3, H, W) -> shorter side `size`, antialiased bicubic (the same resize preprocessing uses)."""
-    height, width = image.shape[-2:]
-    scale = size / min(height, width)
-    new = (max(size, round(height * scale)), max(size, round(width * scale)))
-    if new == (height, width):
-        return image
-    return F.interpolate(image[None], size=new, mode="bicubic", antialias=True, align_corners=False)[0].clamp(0, 1)
 
 
 class ImageFolder(Dataset):

@@ -197,12 +197,12 @@ def run(
             save_every=save_every, ema_decay=0.999, mixed_precision=mixed_precision,
         )
         weights = loss_weights or VAELossWeights()
+        size = tokenizer.config.image_size
         train_vae(tokenizer, data, config, weights, crop=vae_crop)
         if vae_full_steps:
-            size = tokenizer.config.image_size
             full = replace(config, out_dir=str(out_dir / "vae-full"), steps=vae_full_steps, batch_size=max(1, vae_batch_size // 2), lr=vae_lr / 3, warmup_steps=20)
             train_vae(tokenizer, data, full, weights, crop=size, fresh=False)
-        set_latent_statistics(tokenizer, ImageFolder(data, resize=tokenizer.config.image_size, crop=tokenizer.config.image_size, random_crop=False, flip=False))
+        set_latent_statistics(tokenizer, ImageFolder(data, resize=size, crop=size, random_crop=False, flip=False))
         save_checkpoint(tokenizer, vae_file)
     if stage == "vae":
         return vae_file

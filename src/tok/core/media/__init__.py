@@ -1,5 +1,5 @@
 """Media readers and writers, one module per modality."""
 
-from .image import IMAGE_EXTENSIONS, ImageInfo, list_images, read_image, write_image
+from .image import IMAGE_EXTENSIONS, ImageInfo, list_images, read_image, resize_shorter_side, write_image
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageInfo", "list_images", "read_image", "write_image"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageInfo", "list_images", "read_image", "resize_shorter_side", "write_image"]

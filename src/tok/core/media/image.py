@@ -95,6 +95,18 @@ def read_image(path: str | os.PathLike) -> tuple[Tensor, ImageInfo]:
     return tensor, ImageInfo(str(path), width, height, mode, fmt)
 
 
+def resize_shorter_side(image: Tensor, size: int) -> Tensor:
+    """(..., 3, H, W) in [0, 1] -> shorter side `size` (antialiased bicubic), clamped to [0, 1]."""
+    height, width = image.shape[-2:]
+    scale = size / min(height, width)
+    new = (max(size, round(height * scale)), max(size, round(width * scale)))
+    if new == (height, width):
+        return image
+    batch = image.reshape(-1, *image.shape[-3:]).float()
+    resized = torch.nn.functional.interpolate(batch, size=new, mode="bicubic", antialias=True, align_corners=False)
+    return resized.reshape(*image.shape[:-2], *new).clamp(0, 1)
+
+
 def write_image(image: Tensor, path: str | os.PathLike) -> Path:
     """Write a (3, H, W) float image in [0, 1] atomically; the format follows the file suffix."""
     path = Path(path)

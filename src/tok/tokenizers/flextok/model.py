@@ -27,6 +27,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ...core import TokenLayout, Tokens, TokError, Tokenizer, TokenizerOutput
+from ...core.media import resize_shorter_side
 from ...core.quantize import FSQQuantizer, check_ids
 from ...nn.embeddings import TimestepEmbedder, sincos_2d
 from ...nn.norm import affine_free_layer_norm
@@ -366,12 +367,8 @@ class FlexTok(Tokenizer):
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"expected an image (3, H, W) or batch (B, 3, H, W), got {tuple(image.shape)}")
         size = self.config.image_size
-        height, width = image.shape[-2:]
-        scale = size / min(height, width)
-        new_h, new_w = max(size, round(height * scale)), max(size, round(width * scale))
-        if (new_h, new_w) != (height, width):
-            image = F.interpolate(image.float(), size=(new_h, new_w), mode="bicubic", antialias=True, align_corners=False)
-        top, left = (new_h - size) // 2, (new_w - size) // 2
+        image = resize_shorter_side(image, size)
+        top, left = (image.shape[-2] - size) // 2, (image.shape[-1] - size) // 2
         image = image[..., top : top + size, left : left + size]
         return (image.clamp(0, 1) * 2 - 1).contiguous()
 

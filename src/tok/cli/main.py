@@ -152,13 +152,13 @@ def encode(inputs, model_name, weights, num_tokens, output, out_dir, batch_size,
 def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, device) -> None:
     """Decode .tok files back to media."""
     from ..api import decode_file, load
-    from ..core import Tokens
+    from ..core.tokens import read_header
 
     outputs = _outputs(list(files), output, out_dir, ".png")
     loaded: dict[str, object] = {}
     opts = {k: v for k, v in {"steps": steps, "guidance": guidance, "seed": seed}.items() if v is not None}
     for path, out in tqdm(list(zip(files, outputs)), desc="decode", unit="file", disable=len(files) < 2):
-        name = Tokens.load(path).model
+        name = read_header(path)["model"]  # cheap: decode_file reads and validates the whole file
         if model_name is not None and model_name != name:
             raise TokError(f"{path}: tokens were made by model {name!r}, not {model_name!r}")
         if name not in loaded:

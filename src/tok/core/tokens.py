@@ -215,8 +215,6 @@ class Tokens:
     def load(cls, path: str | os.PathLike) -> "Tokens":
         """Read and validate a `.tok` file; every problem is a `TokError` naming the file."""
         path = Path(path)
-        if not path.is_file():
-            raise TokError(f"{path}: no such token file")
         header = read_header(path)
         try:
             tensors = load_file(str(path))
@@ -240,6 +238,8 @@ class Tokens:
 def read_header(path: str | os.PathLike) -> dict[str, Any]:
     """Read only the JSON header of a `.tok` file (cheap: no tensor data)."""
     path = Path(path)
+    if not path.is_file():
+        raise TokError(f"{path}: no such token file")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from .core import TokError, Tokenizer, Tokens
 from .core import zoo
-from .core.media import IMAGE_EXTENSIONS, list_images, read_image, write_image
+from .core.media import DEFAULT_SUFFIXES, IMAGE_EXTENSIONS, MEDIA_EXTENSIONS, list_media
 from .core.tokens import read_header
 from .core.weights import resolve_weights, weights_available
 
@@ -55,12 +55,12 @@ def load(name: str, weights: str | os.PathLike | None = None, device: str | torc
 
 def media_files(inputs: list[str | os.PathLike], modality: str) -> list[Path]:
     """Expand inputs (files and folders) to the media files to encode; folders give their supported files."""
-    if modality != "image":
+    if modality not in MEDIA_EXTENSIONS:
         raise TokError(f"reading {modality} files is not supported yet")
     files: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            files.extend(list_images(item))
+            files.extend(list_media(item, modality))
         elif not item.exists():
             raise TokError(f"{item}: no such file or folder")
         else:
@@ -73,11 +73,6 @@ def default_output(path: Path, suffix: str, out_dir: str | os.PathLike | None) -
     return Path(out_dir) / target.name if out_dir is not None else target
 
 
-def _read(tokenizer: Tokenizer, path: Path) -> tuple[Tensor, dict[str, Any]]:
-    image, info = read_image(path)
-    return tokenizer.preprocess(image)[0], info.to_dict()
-
-
 def encode_files(
     tokenizer: Tokenizer,
     paths: list[Path],
@@ -85,15 +80,21 @@ def encode_files(
     *,
     num_tokens: int | None = None,
     batch_size: int = 8,
+    **opts: Any,
 ) -> Iterator[tuple[Path, Path]]:
-    """Encode `paths` in batches, writing one .tok per input atomically; yields (input, output)."""
+    """Encode `paths` in batches, writing one .tok per input atomically; yields (input, output).
+
+    `opts` are the family's encode options (see its `encode`).
+    """
     if len(paths) != len(outputs):
         raise ValueError("one output per input")
     tokenizer.check_num_tokens(num_tokens)
+    if num_tokens is not None:
+        opts["num_tokens"] = num_tokens
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
-        images, sources = zip(*(_read(tokenizer, p) for p in chunk))
-        tokens = tokenizer.encode(torch.stack(images).to(tokenizer.device), num_tokens=num_tokens, sources=list(sources))
+        items, sources = zip(*(tokenizer.read_media(p) for p in chunk))
+        tokens = tokenizer.encode_items(list(items), list(sources), **opts)
         for i, (path, output) in enumerate(zip(chunk, outputs[start : start + batch_size])):
             tokens[i].save(output)
             yield path, output
@@ -134,14 +135,14 @@ def decode_file(
     weights: str | os.PathLike | None = None,
     **opts: Any,
 ) -> Path:
-    """Decode a .tok file to media (default: the input's name with `.png`)."""
+    """Decode a .tok file to media (default: the input's name with the modality's suffix, e.g. `.png`)."""
     path = Path(path)
     tokens = Tokens.load(path)
     tokenizer = model if model is not None else load(tokens.model, weights)
     tokenizer.check_tokens(tokens, origin=str(path))
-    output = Path(output) if output is not None else path.with_suffix(".png")
-    write_image(decode_tokens(tokenizer, tokens, **opts)[0], output)
-    return output
+    output = Path(output) if output is not None else path.with_suffix(tokenizer.media_suffix)
+    source = tokens.sources[0] if tokens.sources else None
+    return tokenizer.write_media(decode_tokens(tokenizer, tokens, **opts)[0], output, source)
 
 
-__all__ = ["IMAGE_EXTENSIONS", "decode_file", "decode_tokens", "encode_file", "encode_files", "list_models", "load", "media_files"]
+__all__ = ["DEFAULT_SUFFIXES", "IMAGE_EXTENSIONS", "decode_file", "decode_tokens", "encode_file", "encode_files", "list_models", "load", "media_files"]

@@ -93,7 +93,8 @@ def info(files: tuple[Path, ...], as_json: bool) -> None:
                 click.echo(f"  source {source.get('path', '?')}: {desc}")
 
 
-def _outputs(inputs: list[Path], output: Path | None, out_dir: Path | None, suffix: str) -> list[Path]:
+def _outputs(inputs: list[Path], output: Path | None, out_dir: Path | None, suffix: str | list[str]) -> list[Path]:
+    """Output paths: -o for one input, else each input's name with `suffix` (one, or one per input)."""
     from ..api import default_output
 
     if output is not None and out_dir is not None:
@@ -102,7 +103,8 @@ def _outputs(inputs: list[Path], output: Path | None, out_dir: Path | None, suff
         if len(inputs) != 1:
             raise click.UsageError(f"-o/--output names one file but there are {len(inputs)} inputs; use --out-dir")
         return [output]
-    outputs = [default_output(p, suffix, out_dir) for p in inputs]
+    suffixes = [suffix] * len(inputs) if isinstance(suffix, str) else suffix
+    outputs = [default_output(p, s, out_dir) for p, s in zip(inputs, suffixes)]
     if len(set(outputs)) != len(outputs):
         raise TokError("two inputs would write the same output file; use --out-dir with distinct names")
     return outputs
@@ -154,15 +156,15 @@ def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, d
     from ..api import decode_file, load
     from ..core.tokens import read_header
 
-    outputs = _outputs(list(files), output, out_dir, ".png")
-    loaded: dict[str, object] = {}
-    opts = {k: v for k, v in {"steps": steps, "guidance": guidance, "seed": seed}.items() if v is not None}
-    for path, out in tqdm(list(zip(files, outputs)), desc="decode", unit="file", disable=len(files) < 2):
-        name = read_header(path)["model"]  # cheap: decode_file reads and validates the whole file
+    # Reading the headers is cheap (decode_file reads and validates the whole file later).
+    names = [read_header(path)["model"] for path in files]
+    for path, name in zip(files, names):
         if model_name is not None and model_name != name:
             raise TokError(f"{path}: tokens were made by model {name!r}, not {model_name!r}")
-        if name not in loaded:
-            loaded[name] = load(name, weights, device)
+    loaded = {name: load(name, weights, device) for name in dict.fromkeys(names)}
+    outputs = _outputs(list(files), output, out_dir, [loaded[name].media_suffix for name in names])
+    opts = {k: v for k, v in {"steps": steps, "guidance": guidance, "seed": seed}.items() if v is not None}
+    for path, name, out in tqdm(list(zip(files, names, outputs)), desc="decode", unit="file", disable=len(files) < 2):
         click.echo(str(decode_file(path, out, model=loaded[name], **opts)))
 
 

@@ -10,10 +10,12 @@ import os
 from pathlib import Path
 
 from ..errors import TokError
+from .audio import AUDIO_EXTENSIONS, AudioInfo, list_audio, read_audio, write_audio
 from .listing import list_files
 from .image import IMAGE_EXTENSIONS, ImageInfo, list_images, read_image, resize_shorter_side, write_image
 
 MEDIA_EXTENSIONS: dict[str, tuple[str, ...]] = {"image": IMAGE_EXTENSIONS}
+MEDIA_EXTENSIONS["audio"] = AUDIO_EXTENSIONS
 
 # What `tok decode` writes when no output name is given.
 DEFAULT_SUFFIXES = {"image": ".png", "audio": ".wav", "video": ".mp4", "shape": ".ply"}
@@ -30,3 +32,4 @@ __all__ = [
     "DEFAULT_SUFFIXES", "IMAGE_EXTENSIONS", "ImageInfo", "MEDIA_EXTENSIONS", "list_files", "list_images", "list_media",
     "read_image", "resize_shorter_side", "write_image",
 ]
+__all__ += ["AUDIO_EXTENSIONS", "AudioInfo", "list_audio", "read_audio", "write_audio"]

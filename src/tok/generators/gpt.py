@@ -265,9 +265,12 @@ class GPT(nn.Module):
 
     def loss(self, seq: Tensor, labels: Tensor) -> Tensor:
         """Mean cross-entropy of the ids (B, L, Q) given their inputs; forced slots are ignored."""
-        logits = self(self.pattern.inputs(seq), labels)
-        targets = self.pattern.targets(seq)
-        return F.cross_entropy(logits.flatten(0, 2).float(), targets.flatten(), ignore_index=-100)
+        return sequence_loss(self(self.pattern.inputs(seq), labels), self.pattern.targets(seq))
+
+
+def sequence_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """Cross-entropy in nats per predicted id: logits (B, L, Q, V), targets (B, L, Q) with -100 ignored."""
+    return F.cross_entropy(logits.flatten(0, 2).float(), targets.flatten(), ignore_index=-100)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -1,0 +1,1 @@
+"""Audio codecs: WavTokenizer and XY-Tokenizer behind the common Tokenizer interface."""

@@ -211,8 +211,12 @@ class XYTokenizer(Tokenizer):
         written = [0] * batch
         for first in range(0, len(segments), batch_size):
             group = segments[first : first + batch_size]
-            seg_len = torch.tensor([min((stop - start) * f, int(lengths[i]) - start * f) for i, start, stop, _ in group])
-            seg_len = torch.maximum(seg_len, torch.tensor([(stop - start) * f if pad_tail else 0 for _, start, stop, _ in group]))
+            # A window ends at its last frame, except the item's last window, which also takes
+            # the tail shorter than a frame (zero-padded to a whole frame with `pad_tail`).
+            seg_len = torch.tensor([
+                max((stop - start) * f if pad_tail else 0, int(lengths[i]) - start * f) if stop == int(frames[i]) else (stop - start) * f
+                for i, start, stop, _ in group
+            ])
             seg_frames = torch.tensor([stop - start for _, start, stop, _ in group])
             chunk = wav.new_zeros(len(group), int(seg_len.max()))
             for j, (i, start, _, _) in enumerate(group):

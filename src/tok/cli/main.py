@@ -186,7 +186,8 @@ def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, d
 @click.option("--lpips-weight", type=float, default=0.1, show_default=True, help="0 turns LPIPS off (needs torchvision VGG weights).")
 @click.option("--gan-weight", type=float, default=0.0, show_default=True, help="Hinge GAN weight for the VAE (0 = off).")
 @click.option("--l2-weight", type=float, default=1.0, show_default=True)
-def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_batch_size, vae_crop, vae_full_steps, lr, vae_lr, time_shift, precision, lpips_weight, gan_weight, l2_weight) -> None:
+@click.option("--max-minutes", type=float, help="Wall-clock cap (audio codecs): stop and save after the step that crosses it.")
+def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_batch_size, vae_crop, vae_full_steps, lr, vae_lr, time_shift, precision, lpips_weight, gan_weight, l2_weight, max_minutes) -> None:
     """Train a tokenizer from scratch on a folder of media; resumes from OUT if it exists.
 
     Multi-GPU / multi-node: `accelerate launch -m tok.cli.main train ...`.
@@ -196,6 +197,11 @@ def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_ba
 
     list_models()
     card = zoo.get_card(model_name)
+    if card.family == "wavtokenizer":
+        from ..training.wavtokenizer import train_from_cli
+
+        click.echo(f"wrote {train_from_cli(card, data, out_dir, steps, batch_size, lr, precision, gan_weight, max_minutes)}")
+        return
     if card.family != "flextok":
         raise TokError(f"training {card.family} models is not supported yet")
     from ..training.flextok import VAELossWeights, run

@@ -1,1 +1,1 @@
-"""Audio codecs: WavTokenizer and XY-Tokenizer behind the common Tokenizer interface."""
+"""Audio codecs: one family per folder (wavtokenizer, xy_tokenizer)."""

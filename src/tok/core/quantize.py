@@ -126,10 +126,14 @@ class ResidualVQQuantizer(Quantizer):
         # The library's channel-first and image paths are broken in 1.32.0: always feed (B, N, D).
         self.rvq = ResidualVQ(dim=dim, num_quantizers=num_quantizers, codebook_size=codebook_size, **kwargs)
 
-    def forward(self, z: Tensor) -> QuantizerOutput:
+    def forward(self, z: Tensor, mask: Tensor | None = None) -> QuantizerOutput:
+        """mask: optional boolean (B, ...) over positions, False on padding: padded positions
+        stay out of the losses, the EMA statistics and k-means (their ids are meaningless)."""
         self.check_input(z)
         flat, packed_shape = pack([z], "b * d")
-        z_q, ids, losses = self.rvq(flat)  # ids (B, N, Q)
+        if mask is not None:
+            mask, _ = pack([mask], "b *")
+        z_q, ids, losses = self.rvq(flat, mask=mask)  # ids (B, N, Q)
         (z_q,) = unpack(z_q, packed_shape, "b * d")
         (ids,) = unpack(rearrange(ids, "b n q -> b q n"), packed_shape, "b q *")
         return QuantizerOutput(z_q, ids.long(), losses.sum())

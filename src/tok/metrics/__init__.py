@@ -5,7 +5,13 @@ over the batch) plus a `*_per_image` / `*_per_item` form returning the per-item 
 """
 
 from .audio import mel_distance, pesq, si_sdr, stoi
-from .codebook import CodebookStats, bits_per_pixel, bits_per_second, codebook_usage, perplexity
+from .codebook import (
+    CodebookStats,
+    bits_per_pixel,
+    bits_per_second,
+    codebook_usage,
+    perplexity,
+)
 from .image import LPIPS, lpips, psnr, ssim
 from .shape import chamfer_distance, f_score, volumetric_iou
 

@@ -128,7 +128,7 @@ def _download(spec: MetricWeights) -> Path:
     logger.info("downloading %s from %s", spec.filename, spec.url)
     try:
         torch.hub.download_url_to_file(spec.url, str(target), progress=False)
-    except Exception as e:  # network errors of every kind are user-facing here
+    except Exception as e:  # noqa: BLE001 - network errors of every kind are user-facing here
         raise TokError(f"could not download {spec.filename} from {spec.url} ({type(e).__name__}: {e}); put the file at {target}") from None
     return target
 
@@ -137,7 +137,7 @@ def load_state_dict_safely(path: str | os.PathLike, what: str) -> dict[str, torc
     """torch.load(weights_only=True): a pickle with code in it is refused, with the file named."""
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # unpickling errors come in many types
+    except Exception as e:  # noqa: BLE001 - unpickling errors come in many types
         raise TokError(f"{path}: cannot read {what} weights safely ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     if not isinstance(obj, dict):
         raise TokError(f"{path}: expected a state dict of {what} weights, found {type(obj).__name__}")

@@ -14,6 +14,7 @@ from .codebook import (
 )
 from .image import LPIPS, lpips, psnr, ssim
 from .shape import chamfer_distance, f_score, volumetric_iou
+from .video import fvd, video_psnr, video_ssim
 
 __all__ = [
     "LPIPS",
@@ -23,6 +24,7 @@ __all__ = [
     "chamfer_distance",
     "codebook_usage",
     "f_score",
+    "fvd",
     "lpips",
     "mel_distance",
     "perplexity",
@@ -31,5 +33,7 @@ __all__ = [
     "si_sdr",
     "ssim",
     "stoi",
+    "video_psnr",
+    "video_ssim",
     "volumetric_iou",
 ]

@@ -156,7 +156,8 @@ def statistics(features: Tensor) -> dict[str, np.ndarray]:
 
     if features.shape[0] < 2:
         raise TokError(f"FID needs at least 2 images per set, got {features.shape[0]}")
-    return fid_features_to_statistics(features.float())
+    features = features.detach().cpu()
+    return fid_features_to_statistics(features if features.dtype == torch.float64 else features.float())
 
 
 def frechet_distance(stats_1: dict[str, np.ndarray], stats_2: dict[str, np.ndarray]) -> float:

@@ -40,7 +40,7 @@ def _clips(n=6, seed=0, noise=0.0):
 def test_fvd_is_the_frechet_distance_of_i3d_features(i3d_file):
     ref, rec = _clips(), _clips(noise=0.3)
     net = torch.jit.load(str(i3d_file))
-    as_u8 = lambda v: (v * 255).round().to(torch.uint8)  # noqa: E731
+    as_u8 = lambda v: (v * 255).round().to(torch.uint8)
     f_ref = net(as_u8(ref), rescale=True, resize=True, return_features=True).double()
     f_rec = net(as_u8(rec), rescale=True, resize=True, return_features=True).double()
     expected = fidlib.frechet_distance(fidlib.statistics(f_rec), fidlib.statistics(f_ref))

@@ -85,7 +85,7 @@ def fvd(reference: Tensor, reconstruction: Tensor, *, weights=None, device=None,
 def _frames(reference: Tensor, reconstruction: Tensor) -> tuple[Tensor, Tensor]:
     ref, rec = as_videos(reference, "reference"), as_videos(reconstruction, "reconstruction")
     check_pair(ref, rec)
-    flat = lambda v: v.transpose(1, 2).reshape(-1, 3, *v.shape[-2:])  # noqa: E731 - (B·T, 3, H, W)
+    flat = lambda v: v.transpose(1, 2).reshape(-1, 3, *v.shape[-2:])
     return flat(ref), flat(rec)
 
 

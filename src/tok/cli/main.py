@@ -122,7 +122,8 @@ def _outputs(inputs: list[Path], output: Path | None, out_dir: Path | None, suff
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose .tok output already exists (resume a folder run).")
 @click.option("--dataset", type=click.Path(path_type=Path), help="Write one token dataset (for `tok train-ar`) instead of .tok files; resumable.")
 @click.option("--shard-size", type=click.IntRange(min=1), default=256, show_default=True, help="Items per dataset shard.")
-def encode(inputs, model_name, weights, num_tokens, output, out_dir, batch_size, device, skip_existing, dataset, shard_size) -> None:
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Shards encoded at once (--dataset).")
+def encode(inputs, model_name, weights, num_tokens, output, out_dir, batch_size, device, skip_existing, dataset, shard_size, workers) -> None:
     """Encode media files (or every supported file in a folder) to .tok files.
 
     With --dataset OUT, encode one folder (class labels from its sub-folders) into a token dataset.
@@ -134,7 +135,7 @@ def encode(inputs, model_name, weights, num_tokens, output, out_dir, batch_size,
     if dataset is not None:
         from .generate import encode_dataset_command
 
-        return encode_dataset_command(inputs, tokenizer, dataset, num_tokens, batch_size, shard_size)
+        return encode_dataset_command(inputs, tokenizer, dataset, num_tokens, batch_size, shard_size, workers)
     paths = media_files(list(inputs), tokenizer.modality)
     outputs = _outputs(paths, output, out_dir, ".tok")
     if skip_existing:

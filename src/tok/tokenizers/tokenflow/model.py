@@ -22,6 +22,7 @@ Model quirks kept for checkpoint parity:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -135,6 +136,16 @@ class TokenFlow(Tokenizer):
             raise TokError(f"number of scales must be an integer in 1..{n}, got {num_scales!r}")
         return num_scales
 
+    def allowed_token_counts(self) -> list[int]:
+        return list(itertools.accumulate(s * s for s in self.config.scales))
+
+    def check_num_tokens(self, num_tokens: int | None) -> int | None:
+        """A token count must cover whole scales: 1, 1+4, 1+4+9, ... (CLI `-n`)."""
+        if num_tokens is not None and num_tokens not in self.allowed_token_counts():
+            allowed = ", ".join(map(str, self.allowed_token_counts()))
+            raise TokError(f"number of tokens must be a sum of whole scales for {self.name!r} (one of {allowed}), got {num_tokens!r}")
+        return num_tokens
+
     def check_tokens(self, tokens: Tokens, origin: str = "tokens") -> None:
         """As the base check, but any prefix of whole scales is a valid layout."""
         k = tokens.layout.num_streams
@@ -221,8 +232,15 @@ class TokenFlow(Tokenizer):
 
     # -- contract ------------------------------------------------------------------------------
     @torch.inference_mode()
-    def encode(self, x: Tensor, *, num_scales: int | None = None, sources: list[dict] | None = None) -> Tokens:
-        """images (B, 3, S, S) in [-1, 1] -> Tokens (first `num_scales` scales; default all)."""
+    def encode(
+        self, x: Tensor, *, num_scales: int | None = None, num_tokens: int | None = None, sources: list[dict] | None = None
+    ) -> Tokens:
+        """images (B, 3, S, S) in [-1, 1] -> Tokens of the first `num_scales` scales (default all),
+        or of the scales that make up `num_tokens` tokens (a sum of whole scales)."""
+        if num_tokens is not None:
+            if num_scales is not None:
+                raise TokError("give either a number of scales or a number of tokens, not both")
+            num_scales = self.allowed_token_counts().index(self.check_num_tokens(num_tokens)) + 1
         k = self.check_num_scales(num_scales)
         self.check_images(x)
         out = self.quantize_multiscale(self.encode_continuous(x.to(self.device, torch.float32)))
@@ -245,8 +263,15 @@ class TokenFlow(Tokenizer):
         return {"quantized": f_hat, "continuous": h, "semantic": self.decode_semantic(f_hat)}
 
     @torch.inference_mode()
-    def decode(self, tokens: Tokens | Tensor | list[Tensor]) -> Tensor:
-        """Tokens (any prefix of whole scales), per-scale ids, or flat ids -> images in [-1, 1]."""
+    def decode(self, tokens: Tokens | Tensor | list[Tensor], **opts) -> Tensor:
+        """Tokens (any prefix of whole scales), per-scale ids, or flat ids -> images in [-1, 1].
+
+        Decoding is deterministic; `seed` is accepted (and ignored) for a uniform CLI, any other
+        option is an error.
+        """
+        unknown = sorted(k for k, v in opts.items() if v is not None and k != "seed")
+        if unknown:
+            raise TokError(f"TokenFlow decoding has no {', '.join(unknown)} option")
         if isinstance(tokens, Tokens):
             self.check_tokens(tokens)
             ids = [s.to(self.device) for s in tokens.streams]

@@ -20,7 +20,12 @@ from .core.weights import resolve_weights, weights_available
 logger = logging.getLogger(__name__)
 
 # Families register their ModelCards on import.
-FAMILIES = ("tok.tokenizers.flextok", "tok.codecs.wavtokenizer", "tok.codecs.xy_tokenizer")
+FAMILIES = (
+    "tok.tokenizers.flextok",
+    "tok.codecs.wavtokenizer",
+    "tok.codecs.xy_tokenizer",
+    "tok.tokenizers.tokenflow",
+)
 
 
 def _register_families() -> None:

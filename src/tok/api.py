@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import os
 from pathlib import Path
@@ -20,7 +21,7 @@ from .core.weights import resolve_weights, weights_available
 logger = logging.getLogger(__name__)
 
 # Families register their ModelCards on import.
-FAMILIES = ("tok.tokenizers.flextok",)
+FAMILIES = ("tok.tokenizers.flextok", "tok.tokenizers.hieratok")
 
 
 def _register_families() -> None:
@@ -78,6 +79,15 @@ def _read(tokenizer: Tokenizer, path: Path) -> tuple[Tensor, dict[str, Any]]:
     return tokenizer.preprocess(image)[0], info.to_dict()
 
 
+def check_options(method: Any, opts: dict[str, Any], model_name: str) -> None:
+    """Refuse family-specific options (e.g. `scales`, `steps`) that `method` does not take."""
+    accepted = inspect.signature(method).parameters
+    unknown = [k for k, v in opts.items() if v is not None and k not in accepted]
+    if unknown:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
+        raise TokError(f"model {model_name!r} does not take {flags}")
+
+
 def encode_files(
     tokenizer: Tokenizer,
     paths: list[Path],
@@ -85,15 +95,21 @@ def encode_files(
     *,
     num_tokens: int | None = None,
     batch_size: int = 8,
+    **opts: Any,
 ) -> Iterator[tuple[Path, Path]]:
-    """Encode `paths` in batches, writing one .tok per input atomically; yields (input, output)."""
+    """Encode `paths` in batches, writing one .tok per input atomically; yields (input, output).
+
+    `opts` are family-specific encode options (e.g. HieraTok's `scales`); None values are dropped.
+    """
     if len(paths) != len(outputs):
         raise ValueError("one output per input")
     tokenizer.check_num_tokens(num_tokens)
+    opts = {k: v for k, v in opts.items() if v is not None}
+    check_options(tokenizer.encode, opts, tokenizer.name)
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
         images, sources = zip(*(_read(tokenizer, p) for p in chunk))
-        tokens = tokenizer.encode(torch.stack(images).to(tokenizer.device), num_tokens=num_tokens, sources=list(sources))
+        tokens = tokenizer.encode(torch.stack(images).to(tokenizer.device), num_tokens=num_tokens, sources=list(sources), **opts)
         for i, (path, output) in enumerate(zip(chunk, outputs[start : start + batch_size])):
             tokens[i].save(output)
             yield path, output
@@ -106,12 +122,13 @@ def encode_file(
     *,
     num_tokens: int | None = None,
     weights: str | os.PathLike | None = None,
+    **opts: Any,
 ) -> Path:
     """Encode one media file to a .tok file (default: the input's name with `.tok`)."""
     tokenizer = load(model, weights) if isinstance(model, str) else model
     (path,) = media_files([path], tokenizer.modality)
     output = Path(output) if output is not None else default_output(path, ".tok", None)
-    for _ in encode_files(tokenizer, [path], [output], num_tokens=num_tokens, batch_size=1):
+    for _ in encode_files(tokenizer, [path], [output], num_tokens=num_tokens, batch_size=1, **opts):
         pass
     return output
 
@@ -139,6 +156,8 @@ def decode_file(
     tokens = Tokens.load(path)
     tokenizer = model if model is not None else load(tokens.model, weights)
     tokenizer.check_tokens(tokens, origin=str(path))
+    opts = {k: v for k, v in opts.items() if v is not None}
+    check_options(tokenizer.decode, opts, tokenizer.name)
     output = Path(output) if output is not None else path.with_suffix(".png")
     write_image(decode_tokens(tokenizer, tokens, **opts)[0], output)
     return output

@@ -4,6 +4,12 @@
     nice -n 10 .venv/bin/python benchmarks/hieratok_ablation.py --train ~/.cache/tok-data/photos/train \
         --val ~/.cache/tok-data/photos/val --out runs/hieratok-ablation --steps 600 --minutes 10
 
+On a shared machine, run the two variants as two processes at the same time (same load, same
+wall-clock budget), then print the table:
+
+    ... hieratok_ablation.py ... --variants multi-scale &  ... --variants single-scale & wait
+    .venv/bin/python benchmarks/hieratok_ablation.py --out runs/hieratok-ablation --report
+
 Both variants use the `hieratok-small` preset and differ only in the scale list: (1, 2, 4, 8)
 with the scale-causal decoder mask vs (8,) (a plain ViT autoencoder). Same steps, batch size,
 learning rate, seed and losses (L1, + LPIPS when its backbone is available; no GAN so the short
@@ -38,8 +44,9 @@ VARIANTS = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train", required=True)
-    parser.add_argument("--val", required=True)
+    parser.add_argument("--train")
+    parser.add_argument("--val")
+    parser.add_argument("--report", action="store_true", help="only print the table of finished variants")
     parser.add_argument("--out", default="runs/hieratok-ablation")
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -49,8 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     weights = HieraTokLossWeights(lpips=1.0 if lpips_backbone_available() else 0.0, gan=0.0)
-    results = {}
-    for name in args.variants:
+    for name in [] if args.report else args.variants:
         config = preset("small", **VARIANTS[name])
         out = Path(args.out) / name
         torch.manual_seed(0)
@@ -58,21 +64,22 @@ def main() -> None:
         path = run(HieraTok(config), args.train, out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                    weights=weights, max_seconds=args.minutes * 60, mixed_precision="no", seed=0)
         seconds = time.monotonic() - start
-        steps = sum(1 for _ in open(out / "train" / "log.jsonl")) and json.loads(open(out / "train" / "log.jsonl").readlines()[-1])["step"]
+        steps = json.loads((out / "summary.json").read_text())["steps"]
         model = HieraTok(config)
         load_weights(model, WeightSource("explicit", path))
         model.eval()
         full = evaluate(model, load_photos(model, args.val))["per_prefix"][-1]
-        results[name] = {**full, "train_seconds": round(seconds), "steps": steps}
-        print(f"{name}: {json.dumps(results[name])}", flush=True)
+        result = {**full, "train_seconds": round(seconds), "steps": steps}
+        (out / "result.json").write_text(json.dumps(result, indent=2))
+        print(f"{name}: {json.dumps(result)}", flush=True)
+    results = {n: json.loads((Path(args.out) / n / "result.json").read_text()) for n in VARIANTS if (Path(args.out) / n / "result.json").is_file()}
     if len(results) == 2:
         m, s = results["multi-scale"], results["single-scale"]
-        print(f"\n{'variant':<14}{'tokens':>8}{'steps':>7}{'PSNR':>8}{'SSIM':>8}{'LPIPS':>8}")
+        print(f"\n{'variant':<14}{'tokens':>8}{'steps':>7}{'seconds':>9}{'PSNR':>8}{'SSIM':>8}{'LPIPS':>8}")
         for name, r in results.items():
             lp = f"{r['lpips']:.3f}" if "lpips" in r else "n/a"
-            print(f"{name:<14}{r['tokens']:>8}{r['steps']:>7}{r['psnr']:>8.2f}{r['ssim']:>8.3f}{lp:>8}")
+            print(f"{name:<14}{r['tokens']:>8}{r['steps']:>7}{r['train_seconds']:>9}{r['psnr']:>8.2f}{r['ssim']:>8.3f}{lp:>8}")
         print(f"PSNR multi - single: {m['psnr'] - s['psnr']:+.2f} dB; SSIM ratio multi/single: {m['ssim'] / s['ssim']:.3f}")
-    (Path(args.out) / "results.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

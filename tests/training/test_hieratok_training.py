@@ -53,6 +53,8 @@ def test_lr_factor_warmup_and_cosine():
     assert lr_factor(cfg, 9) == pytest.approx(1.0)
     assert lr_factor(cfg, 60) == pytest.approx(0.55)
     assert lr_factor(cfg, 110) == pytest.approx(0.1)
+    assert lr_factor(cfg, 20, time_fraction=1.0) == pytest.approx(0.1)  # the time cap ends the decay early
+    assert lr_factor(cfg, 60, time_fraction=0.1) == pytest.approx(0.55)  # steps further along than time
     assert lr_factor(TrainConfig("x", warmup_steps=10), 500) == 1.0
     with pytest.raises(ValueError, match="unknown lr_decay"):
         lr_factor(TrainConfig("x", lr_decay="linear"), 1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,7 +149,10 @@ def run(
         config, tokenizer, photo_dataset(data, size), make_loss_fn(weights, discriminator, align_fn),
         discriminator=discriminator, disc_loss_fn=disc_loss_fn if discriminator is not None else None,
     )
+    start = time.monotonic()
     trainer.fit()
+    summary = {"steps": trainer.counter.step, "seconds": round(time.monotonic() - start, 1), "batch_size": batch_size}
+    (out_dir / "summary.json").write_text(json.dumps(summary))
     model = trainer.final_model(use_ema=True)
     if model.config.bottleneck == "kl":
         set_latent_statistics(model, ImageFolder(data, resize=size, crop=size, random_crop=False, flip=False))

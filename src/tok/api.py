@@ -20,7 +20,7 @@ from .core.weights import resolve_weights, weights_available
 logger = logging.getLogger(__name__)
 
 # Families register their ModelCards on import.
-FAMILIES = ("tok.tokenizers.flextok",)
+FAMILIES = ("tok.tokenizers.flextok", "tok.tokenizers.omnitokenizer")
 
 
 def _register_families() -> None:
@@ -140,8 +140,8 @@ def decode_file(
     tokens = Tokens.load(path)
     tokenizer = model if model is not None else load(tokens.model, weights)
     tokenizer.check_tokens(tokens, origin=str(path))
-    output = Path(output) if output is not None else path.with_suffix(tokenizer.media_suffix)
     source = tokens.sources[0] if tokens.sources else None
+    output = Path(output) if output is not None else path.with_suffix(tokenizer.output_suffix(source))
     return tokenizer.write_media(decode_tokens(tokenizer, tokens, **opts)[0], output, source)
 
 

@@ -10,9 +10,23 @@ import os
 from pathlib import Path
 
 from ..errors import TokError
+from .image import (
+    IMAGE_EXTENSIONS,
+    ImageInfo,
+    list_images,
+    read_image,
+    resize_shorter_side,
+    write_image,
+)
 from .listing import list_files
-from .image import IMAGE_EXTENSIONS, ImageInfo, list_images, read_image, resize_shorter_side, write_image
-from .video import VIDEO_EXTENSIONS, VideoInfo, fit_frames, list_videos, read_video, write_video
+from .video import (
+    VIDEO_EXTENSIONS,
+    VideoInfo,
+    fit_frames,
+    list_videos,
+    read_video,
+    write_video,
+)
 
 # Video models take images too, as one-frame clips (OmniTokenizer's first frame is an image).
 MEDIA_EXTENSIONS: dict[str, tuple[str, ...]] = {"image": IMAGE_EXTENSIONS, "video": VIDEO_EXTENSIONS + IMAGE_EXTENSIONS}
@@ -29,7 +43,20 @@ def list_media(folder: str | os.PathLike, modality: str) -> list[Path]:
 
 
 __all__ = [
-    "DEFAULT_SUFFIXES", "IMAGE_EXTENSIONS", "ImageInfo", "MEDIA_EXTENSIONS", "list_files", "list_images", "list_media",
-    "read_image", "resize_shorter_side", "write_image",
-    "VIDEO_EXTENSIONS", "VideoInfo", "fit_frames", "list_videos", "read_video", "write_video",
+    "DEFAULT_SUFFIXES",
+    "IMAGE_EXTENSIONS",
+    "MEDIA_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "ImageInfo",
+    "VideoInfo",
+    "fit_frames",
+    "list_files",
+    "list_images",
+    "list_media",
+    "list_videos",
+    "read_image",
+    "read_video",
+    "resize_shorter_side",
+    "write_image",
+    "write_video",
 ]

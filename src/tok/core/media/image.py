@@ -18,8 +18,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from ..errors import TokError
-from ..io import atomic_path
 from .listing import list_files
+from ..io import atomic_path
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 # A decompression bomb check in pixels (PIL's default warns at ~89 MP); refuse clearly instead.

@@ -27,6 +27,7 @@ FAMILIES = (
     "tok.codecs.xy_tokenizer",
     "tok.tokenizers.tokenflow",
     "tok.tokenizers.hieratok",
+    "tok.tokenizers.omnitokenizer",
 )
 
 
@@ -163,8 +164,8 @@ def decode_file(
     tokenizer.check_tokens(tokens, origin=str(path))
     opts = {k: v for k, v in opts.items() if v is not None}
     check_options(tokenizer.decode, opts, tokenizer.name)
-    output = Path(output) if output is not None else path.with_suffix(tokenizer.media_suffix)
     source = tokens.sources[0] if tokens.sources else None
+    output = Path(output) if output is not None else path.with_suffix(tokenizer.output_suffix(source))
     return tokenizer.write_media(decode_tokens(tokenizer, tokens, **opts)[0], output, source)
 
 

@@ -170,12 +170,14 @@ def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, s
     from ..core.tokens import read_header
 
     # Reading the headers is cheap (decode_file reads and validates the whole file later).
-    names = [read_header(path)["model"] for path in files]
+    headers = [read_header(path) for path in files]
+    names = [header["model"] for header in headers]
     for path, name in zip(files, names):
         if model_name is not None and model_name != name:
             raise TokError(f"{path}: tokens were made by model {name!r}, not {model_name!r}")
     loaded = {name: load(name, weights, device) for name in dict.fromkeys(names)}
-    outputs = _outputs(list(files), output, out_dir, [loaded[name].media_suffix for name in names])
+    suffixes = [loaded[name].output_suffix((header.get("sources") or [None])[0]) for name, header in zip(names, headers)]
+    outputs = _outputs(list(files), output, out_dir, suffixes)
     opts = {k: v for k, v in {"steps": steps, "guidance": guidance, "seed": seed, "scales": scales}.items() if v is not None}
     for path, name, out in tqdm(list(zip(files, names, outputs)), desc="decode", unit="file", disable=len(files) < 2):
         click.echo(str(decode_file(path, out, model=loaded[name], **opts)))

@@ -120,12 +120,21 @@ def _outputs(inputs: list[Path], output: Path | None, out_dir: Path | None, suff
 @click.option("-b", "--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--device", help="torch device, e.g. cpu or cuda:0 (default: cuda if available).")
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose .tok output already exists (resume a folder run).")
-def encode(inputs, model_name, weights, num_tokens, output, out_dir, batch_size, device, skip_existing) -> None:
-    """Encode media files (or every supported file in a folder) to .tok files."""
+@click.option("--dataset", type=click.Path(path_type=Path), help="Write one token dataset (for `tok train-ar`) instead of .tok files; resumable.")
+@click.option("--shard-size", type=click.IntRange(min=1), default=256, show_default=True, help="Items per dataset shard.")
+def encode(inputs, model_name, weights, num_tokens, output, out_dir, batch_size, device, skip_existing, dataset, shard_size) -> None:
+    """Encode media files (or every supported file in a folder) to .tok files.
+
+    With --dataset OUT, encode one folder (class labels from its sub-folders) into a token dataset.
+    """
     from ..api import encode_files, load, media_files
 
     tokenizer = load(model_name, weights, device)
     tokenizer.check_num_tokens(num_tokens)
+    if dataset is not None:
+        from .generate import encode_dataset_command
+
+        return encode_dataset_command(inputs, tokenizer, dataset, num_tokens, batch_size, shard_size)
     paths = media_files(list(inputs), tokenizer.modality)
     outputs = _outputs(paths, output, out_dir, ".tok")
     if skip_existing:
@@ -210,6 +219,11 @@ def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_ba
     )
     click.echo(f"wrote {path}")
 
+
+from .generate import generate_command, train_ar_command  # noqa: E402
+
+main.add_command(train_ar_command)
+main.add_command(generate_command)
 
 if __name__ == "__main__":
     main()

@@ -10,10 +10,17 @@ import os
 from pathlib import Path
 
 from ..errors import TokError
+from .audio import AUDIO_EXTENSIONS, AudioInfo, list_audio, read_audio, write_audio
 from .listing import list_files
 from .image import IMAGE_EXTENSIONS, ImageInfo, list_images, read_image, resize_shorter_side, write_image
+from .video import VIDEO_EXTENSIONS, VideoInfo, fit_frames, list_videos, read_video, write_video
 
-MEDIA_EXTENSIONS: dict[str, tuple[str, ...]] = {"image": IMAGE_EXTENSIONS}
+# Video models take images too, as one-frame clips (OmniTokenizer's first frame is an image).
+MEDIA_EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "image": IMAGE_EXTENSIONS,
+    "audio": AUDIO_EXTENSIONS,
+    "video": VIDEO_EXTENSIONS + IMAGE_EXTENSIONS,
+}
 
 # What `tok decode` writes when no output name is given.
 DEFAULT_SUFFIXES = {"image": ".png", "audio": ".wav", "video": ".mp4", "shape": ".ply"}
@@ -29,4 +36,6 @@ def list_media(folder: str | os.PathLike, modality: str) -> list[Path]:
 __all__ = [
     "DEFAULT_SUFFIXES", "IMAGE_EXTENSIONS", "ImageInfo", "MEDIA_EXTENSIONS", "list_files", "list_images", "list_media",
     "read_image", "resize_shorter_side", "write_image",
+    "VIDEO_EXTENSIONS", "VideoInfo", "fit_frames", "list_videos", "read_video", "write_video",
+    "AUDIO_EXTENSIONS", "AudioInfo", "list_audio", "read_audio", "write_audio",
 ]

@@ -20,7 +20,7 @@ from .core.weights import resolve_weights, weights_available
 logger = logging.getLogger(__name__)
 
 # Families register their ModelCards on import.
-FAMILIES = ("tok.tokenizers.flextok",)
+FAMILIES = ("tok.tokenizers.flextok", "tok.tokenizers.vat")
 
 
 def _register_families() -> None:

@@ -28,6 +28,7 @@ FAMILIES = (
     "tok.tokenizers.tokenflow",
     "tok.tokenizers.hieratok",
     "tok.tokenizers.omnitokenizer",
+    "tok.tokenizers.vat",
 )
 
 

@@ -13,6 +13,7 @@ from ..errors import TokError
 from .audio import AUDIO_EXTENSIONS, AudioInfo, list_audio, read_audio, write_audio
 from .image import IMAGE_EXTENSIONS, ImageInfo, list_images, read_image, resize_shorter_side, write_image
 from .listing import list_files
+from .shape import SHAPE_EXTENSIONS
 from .video import VIDEO_EXTENSIONS, VideoInfo, fit_frames, list_videos, read_video, write_video
 
 # Video models take images too, as one-frame clips (OmniTokenizer's first frame is an image).
@@ -20,6 +21,7 @@ MEDIA_EXTENSIONS: dict[str, tuple[str, ...]] = {
     "image": IMAGE_EXTENSIONS,
     "audio": AUDIO_EXTENSIONS,
     "video": VIDEO_EXTENSIONS + IMAGE_EXTENSIONS,
+    "shape": SHAPE_EXTENSIONS,
 }
 
 # What `tok decode` writes when no output name is given.
@@ -38,4 +40,5 @@ __all__ = [
     "read_image", "resize_shorter_side", "write_image",
     "VIDEO_EXTENSIONS", "VideoInfo", "fit_frames", "list_videos", "read_video", "write_video",
     "AUDIO_EXTENSIONS", "AudioInfo", "list_audio", "read_audio", "write_audio",
+    "SHAPE_EXTENSIONS",
 ]

@@ -8,6 +8,7 @@
 
 from .api import decode_file, encode_file, list_models, load
 from .core import TokError, Tokenizer, TokenLayout, Tokens
+from .eval import evaluate
 
 __version__ = "0.1.0"
-__all__ = ["TokError", "Tokenizer", "TokenLayout", "Tokens", "decode_file", "encode_file", "list_models", "load"]
+__all__ = ["TokError", "Tokenizer", "TokenLayout", "Tokens", "decode_file", "encode_file", "evaluate", "list_models", "load"]

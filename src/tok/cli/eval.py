@@ -1,0 +1,62 @@
+"""`tok eval`: evaluation runs from the command line (a thin layer over `tok.eval`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..core import TokError
+
+
+@click.group("eval", invoke_without_command=True)
+@click.option("-m", "--model", "model_name", help="Model name or alias (see `tok models`).")
+@click.option("--data", type=click.Path(path_type=Path), help="Folder of images to evaluate on.")
+@click.option("--metrics", default="psnr,ssim,codebook", show_default=True, help="Comma list of: psnr,ssim,lpips,rfid,pfid,kid,is,codebook.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Run folder (resumes when it exists).")
+@click.option("--weights", type=click.Path(path_type=Path), help="Model weights instead of the zoo's.")
+@click.option("-n", "--tokens", "num_tokens", type=int, help="Tokens per image (FlexTok: 1..256; default all).")
+@click.option("-b", "--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N images (sorted by name).")
+@click.option("--steps", type=int, help="Decoder steps (FlexTok).")
+@click.option("--guidance", type=float, help="Classifier-free guidance scale (FlexTok).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the decoder's noise.")
+@click.option("--device", help="torch device (default: cuda if available).")
+@click.option("--inception-weights", type=click.Path(path_type=Path), help="torch-fidelity Inception weights file (FID/KID/IS).")
+@click.option("--lpips-weights", type=click.Path(path_type=Path), help="torchvision backbone file for LPIPS.")
+@click.option("--lpips-net", type=click.Choice(["alex", "vgg", "squeeze"]), default="alex", show_default=True)
+@click.option("--pfid-alpha", type=float, default=0.5, show_default=True, help="pFID: fraction of tokens perturbed.")
+@click.option("--pfid-delta", type=int, default=10, show_default=True, help="pFID: number of nearest codes to choose from.")
+@click.pass_context
+def eval_command(ctx, model_name, data, metrics, out_dir, weights, num_tokens, batch_size, limit, steps, guidance, seed, device,
+                 inception_weights, lpips_weights, lpips_net, pfid_alpha, pfid_delta) -> None:
+    """Evaluate a model on a folder: reconstructions, RUN/metrics.json and RUN/report.html.
+
+    `tok eval compare RUN1 RUN2 ...` prints runs side by side."""
+    if ctx.invoked_subcommand is not None:
+        return
+    missing = [flag for flag, value in (("--model", model_name), ("--data", data), ("--out", out_dir)) if value is None]
+    if missing:
+        raise click.UsageError(f"missing {', '.join(missing)}")
+    from ..eval import evaluate
+
+    decode = {k: v for k, v in {"steps": steps, "guidance": guidance, "seed": seed}.items() if v is not None}
+    metric_weights = {"inception": inception_weights, "lpips": lpips_weights, "lpips_net": lpips_net, "device": device}
+    summary = evaluate(
+        model_name, data, metrics, out=out_dir, weights=weights, device=device, batch_size=batch_size, num_tokens=num_tokens, limit=limit,
+        decode_opts=decode, metric_weights=metric_weights, pfid_alpha=pfid_alpha, pfid_delta=pfid_delta, pfid_seed=seed, progress=True,
+    )
+    for name, m in summary["metrics"].items():
+        click.echo(f"{name:<10} {m['value']:.4f}" if m.get("value") is not None else f"{name:<10} -")
+    click.echo(f"wrote {out_dir / 'metrics.json'} and {out_dir / 'report.html'}")
+
+
+@eval_command.command("compare")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+def compare(runs: tuple[Path, ...]) -> None:
+    """Print the metrics of several runs side by side."""
+    from ..eval import compare_table
+
+    if not runs:
+        raise TokError("name at least one run folder")
+    click.echo(compare_table(list(runs)))

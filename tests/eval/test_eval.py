@@ -1,0 +1,110 @@
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import tok
+from tok.cli.main import main
+from tok.core import TokError
+from tok.core.media import read_image, write_image
+from tok.metrics import image
+
+
+@pytest.fixture
+def photos(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        ramp = torch.linspace(0, 1, 80).view(1, 1, 80) * torch.rand(3, 1, 1, generator=g)
+        write_image((ramp + 0.2 * torch.rand(3, 72, 80, generator=g)).clamp(0, 1), folder / f"img{i}.png")
+    return folder
+
+
+def _model(weights):
+    return tok.load("flextok-tiny", weights=weights, device="cpu")
+
+
+def test_evaluate_writes_metrics_report_and_resumes(photos, tmp_path, tiny_flextok_weights, inception_weights):
+    model = _model(tiny_flextok_weights)
+    run = tmp_path / "run"
+    mw = {"inception": inception_weights, "device": "cpu", "fid_layer": "64"}
+    summary = tok.evaluate(model, photos, ["psnr", "ssim", "codebook", "rfid", "pfid"], out=run, metric_weights=mw, batch_size=2)
+    assert json.loads((run / "metrics.json").read_text()) == summary
+    assert summary["dataset"]["count"] == 3 and len(summary["dataset"]["digest"]) == 16
+    assert summary["weights_digest"] == model.weights_digest and summary["items_reconstructed_this_session"] == 3
+    m = summary["metrics"]
+    # PSNR recomputed by hand from the stored reconstructions and the model's view of the originals.
+    refs = torch.cat([model.postprocess(model.preprocess(read_image(p)[0])) for p in sorted(photos.iterdir())])
+    recs = torch.stack([read_image(run / "recon" / f"{p.name}.png")[0] for p in sorted(photos.iterdir())])
+    assert m["psnr"]["value"] == pytest.approx(image.psnr(refs, recs), abs=1e-9)
+    assert m["ssim"]["value"] == pytest.approx(image.ssim(refs, recs), abs=1e-9)
+    assert m["psnr"]["count"] == 3 and m["psnr"]["settings"]["data_range"] == 1.0
+    assert m["codebook"]["tokens_per_input"] == 16 and 0 < m["codebook"]["value"] <= 1
+    assert m["rfid"]["settings"]["weights_digest"] and m["pfid"]["settings"]["alpha"] == 0.5
+    assert m["rfid"]["value"] > 0 and m["pfid"]["value"] > 0
+    page = (run / "report.html").read_text()
+    assert page.count("<img") == 9 and "<svg" in page and "rfid" in page
+    # Resuming a finished run redoes nothing and gives the same numbers.
+    again = tok.evaluate(model, photos, ["psnr", "ssim", "codebook", "rfid", "pfid"], out=run, metric_weights=mw, batch_size=2)
+    assert again["items_reconstructed_this_session"] == 0 and again["metrics"] == summary["metrics"]
+    # Other settings in the same folder are refused.
+    with pytest.raises(TokError, match="other num_tokens"):
+        tok.evaluate(model, photos, ["psnr"], out=run, num_tokens=4)
+
+
+def test_interrupted_run_resumes_without_redoing_items(photos, tmp_path, tiny_flextok_weights, monkeypatch):
+    model = _model(tiny_flextok_weights)
+    run = tmp_path / "run"
+    calls = {"n": 0}
+    decode = model.decode
+
+    def failing_decode(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(model, "decode", failing_decode)
+    with pytest.raises(KeyboardInterrupt):
+        tok.evaluate(model, photos, ["psnr"], out=run, batch_size=2)
+    assert not (run / "metrics.json").exists()
+    assert len(list((run / "recon").glob("*.png"))) == 2 and not list((run / "recon").glob(".*"))
+    monkeypatch.setattr(model, "decode", decode)
+    summary = tok.evaluate(model, photos, ["psnr"], out=run, batch_size=2)
+    assert summary["items_reconstructed_this_session"] == 1 and summary["metrics"]["psnr"]["count"] == 3
+
+
+def test_nan_reconstructions_and_bad_metrics_are_clear_errors(photos, tmp_path, tiny_flextok_weights, monkeypatch):
+    model = _model(tiny_flextok_weights)
+    monkeypatch.setattr(model, "decode", lambda tokens, **kw: torch.full((len(tokens), 3, 64, 64), float("nan")))
+    with pytest.raises(TokError, match=r"NaN.*img0\.png"):
+        tok.evaluate(model, photos, ["psnr"], out=tmp_path / "run")
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    with pytest.raises(TokError, match="unknown metric"):
+        tok.evaluate(model, photos, ["psnr", "bleu"])
+    monkeypatch.undo()
+    with pytest.raises(TokError, match="at least 2 images"):
+        tok.evaluate(_model(tiny_flextok_weights), photos, ["rfid"], limit=1, out=tmp_path / "one")
+    assert not (tmp_path / "one").exists()  # refused before any work
+
+
+def test_cli_eval_and_compare(photos, tmp_path, tiny_flextok_weights):
+    runner = CliRunner()
+    base = ["eval", "--model", "flextok-tiny", "--weights", str(tiny_flextok_weights), "--data", str(photos), "--device", "cpu"]
+    first = runner.invoke(main, [*base, "--out", str(tmp_path / "a"), "--metrics", "psnr,codebook"])
+    assert first.exit_code == 0, first.output
+    assert "psnr" in first.output and (tmp_path / "a" / "metrics.json").is_file()
+    second = runner.invoke(main, [*base, "--out", str(tmp_path / "b"), "--metrics", "psnr,ssim", "--tokens", "4"])
+    assert second.exit_code == 0, second.output
+    table = runner.invoke(main, ["eval", "compare", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert table.exit_code == 0, table.output
+    lines = table.output.splitlines()
+    psnr_a = json.loads((tmp_path / "a" / "metrics.json").read_text())["metrics"]["psnr"]["value"]
+    assert any(line.startswith("psnr") and f"{psnr_a:.4f}" in line for line in lines)
+    assert any(line.startswith("ssim") and "-" in line for line in lines)
+    missing = runner.invoke(main, ["eval", "compare", str(tmp_path / "nope")])
+    assert missing.exit_code == 1 and "no metrics.json" in missing.output
+    usage = runner.invoke(main, ["eval", "--model", "flextok-tiny"])
+    assert usage.exit_code == 2 and "--data" in usage.output

@@ -93,9 +93,16 @@ def test_nan_reconstructions_and_bad_metrics_are_clear_errors(photos, tmp_path, 
 def test_cli_eval_and_compare(photos, tmp_path, tiny_flextok_weights):
     runner = CliRunner()
     base = ["eval", "--model", "flextok-tiny", "--weights", str(tiny_flextok_weights), "--data", str(photos), "--device", "cpu"]
-    first = runner.invoke(main, [*base, "--out", str(tmp_path / "a"), "--metrics", "psnr,codebook"])
+    import torchvision
+
+    squeeze = tmp_path / "squeezenet1_1-b8a52dc0.pth"
+    torch.save(torchvision.models.squeezenet1_1(weights=None).state_dict(), squeeze)
+    lpips_opts = ["--lpips-net", "squeeze", "--lpips-weights", str(squeeze)]
+    first = runner.invoke(main, [*base, "--out", str(tmp_path / "a"), "--metrics", "psnr,codebook,lpips", *lpips_opts])
     assert first.exit_code == 0, first.output
     assert "psnr" in first.output and (tmp_path / "a" / "metrics.json").is_file()
+    lpips = json.loads((tmp_path / "a" / "metrics.json").read_text())["metrics"]["lpips"]
+    assert lpips["value"] > 0 and lpips["settings"]["net"] == "squeeze" and lpips["settings"]["backbone"] == squeeze.name
     second = runner.invoke(main, [*base, "--out", str(tmp_path / "b"), "--metrics", "psnr,ssim", "--tokens", "4"])
     assert second.exit_code == 0, second.output
     table = runner.invoke(main, ["eval", "compare", str(tmp_path / "a"), str(tmp_path / "b")])

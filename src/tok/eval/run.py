@@ -209,7 +209,7 @@ class Run:
         per_image: dict[str, list[Tensor]] = {m: [] for m in ("psnr", "ssim", "lpips") if m in wanted}
         lpips_net = None
         if "lpips" in wanted:
-            lpips_net = image_metrics.LPIPS(metric_weights.get("lpips_net", "alex"), metric_weights.get("lpips"))
+            lpips_net = image_metrics.LPIPS(metric_weights.get("lpips_net", "alex"), metric_weights.get("lpips"), metric_weights.get("device"))
         # fid_layer: pool3 ("2048") unless a test or a quick look asks for a cheaper Inception layer.
         fid_layer = metric_weights.get("fid_layer", FID_LAYER)
         inception_layers = tuple(dict.fromkeys([fid_layer] * bool(wanted & {"rfid", "pfid", "kid"}) + [IS_LAYER] * ("is" in wanted)))

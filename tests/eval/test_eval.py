@@ -115,3 +115,22 @@ def test_cli_eval_and_compare(photos, tmp_path, tiny_flextok_weights):
     assert missing.exit_code == 1 and "no metrics.json" in missing.output
     usage = runner.invoke(main, ["eval", "--model", "flextok-tiny"])
     assert usage.exit_code == 2 and "--data" in usage.output
+
+
+def test_cli_fid_and_statistics(tmp_path, inception_weights):
+    runner = CliRunner()
+    g = torch.Generator().manual_seed(1)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            write_image(torch.rand(3, 24, 24, generator=g), tmp_path / name / f"{i}.png")
+    w = ["--inception-weights", str(inception_weights), "--device", "cpu", "--layer", "64"]
+    stats = runner.invoke(main, ["eval", "stats", str(tmp_path / "b"), str(tmp_path / "b.npz"), *w])
+    assert stats.exit_code == 0, stats.output
+    direct = runner.invoke(main, ["eval", "fid", str(tmp_path / "a"), str(tmp_path / "b"), *w])
+    via_stats = runner.invoke(main, ["eval", "fid", str(tmp_path / "a"), str(tmp_path / "b.npz"), *w])
+    assert direct.exit_code == 0 and via_stats.exit_code == 0, direct.output + via_stats.output
+    first = float(direct.output.split()[1])
+    assert first > 0 and abs(float(via_stats.output.split()[1]) - first) < 1e-6 * max(1.0, first)
+    bad = runner.invoke(main, ["eval", "fid", str(tmp_path / "a"), str(tmp_path / "nope"), *w])
+    assert bad.exit_code == 1 and "nope" in bad.output

@@ -60,3 +60,37 @@ def compare(runs: tuple[Path, ...]) -> None:
     if not runs:
         raise TokError("name at least one run folder")
     click.echo(compare_table(list(runs)))
+
+
+@eval_command.command("fid")
+@click.argument("samples", type=click.Path(path_type=Path))
+@click.argument("reference", type=click.Path(path_type=Path))
+@click.option("--inception-weights", type=click.Path(path_type=Path), help="torch-fidelity Inception weights file.")
+@click.option("--kid", "with_kid", is_flag=True, help="Also KID (torch-fidelity defaults).")
+@click.option("--layer", type=click.Choice(["2048", "768", "192", "64"]), default="2048", show_default=True, help="Inception layer; only 2048 (pool3) gives the published FID.")
+@click.option("-b", "--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--device", help="torch device (default: cuda if available).")
+def fid_command(samples: Path, reference: Path, inception_weights, with_kid, layer, batch_size, device) -> None:
+    """FID of a folder of SAMPLES against a REFERENCE folder or .npz statistics (gFID; rFID when
+    SAMPLES are reconstructions of REFERENCE)."""
+    from ..metrics import fid as fidlib
+
+    opts = {"weights": inception_weights, "device": device, "batch_size": batch_size, "layer": layer}
+    click.echo(f"fid {fidlib.gfid(samples, reference, **opts):.6f}")
+    if with_kid:
+        mean, std = fidlib.kid(samples, reference, **opts)
+        click.echo(f"kid {mean:.6f} ± {std:.6f}")
+
+
+@eval_command.command("stats")
+@click.argument("images", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("--inception-weights", type=click.Path(path_type=Path), help="torch-fidelity Inception weights file.")
+@click.option("-b", "--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--layer", type=click.Choice(["2048", "768", "192", "64"]), default="2048", show_default=True, help="Inception layer; only 2048 (pool3) gives the published FID.")
+@click.option("--device", help="torch device (default: cuda if available).")
+def stats_command(images: Path, output: Path, inception_weights, batch_size, layer, device) -> None:
+    """Save FID statistics (mu, sigma) of a folder of IMAGES to OUTPUT.npz, for later gFID."""
+    from ..metrics import fid as fidlib
+
+    click.echo(str(fidlib.save_statistics(images, output, weights=inception_weights, device=device, batch_size=batch_size, layers=(layer,))))

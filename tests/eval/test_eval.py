@@ -134,3 +134,56 @@ def test_cli_fid_and_statistics(tmp_path, inception_weights):
     assert first > 0 and abs(float(via_stats.output.split()[1]) - first) < 1e-6 * max(1.0, first)
     bad = runner.invoke(main, ["eval", "fid", str(tmp_path / "a"), str(tmp_path / "nope"), *w])
     assert bad.exit_code == 1 and "nope" in bad.output
+
+
+def test_cli_audio_pairs(tmp_path):
+    import math
+
+    import pesq as pesq_pkg
+    import soundfile
+
+    t = torch.arange(48000) / 16000
+    voiced = sum(torch.sin(2 * math.pi * 130 * k * t) / k for k in range(1, 10))
+    clean = (0.3 * voiced * torch.clamp(torch.sin(2 * math.pi * t), min=0) ** 2).numpy()
+    noisy = clean + 0.02 * torch.randn(48000, generator=torch.Generator().manual_seed(0)).numpy()
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "rec").mkdir()
+    soundfile.write(tmp_path / "ref" / "a.wav", clean, 16000, subtype="FLOAT")
+    soundfile.write(tmp_path / "rec" / "a.wav", noisy[:47800], 16000, subtype="FLOAT")  # codec padding trimmed
+    runner = CliRunner()
+    out = runner.invoke(main, ["eval", "audio", str(tmp_path / "ref"), str(tmp_path / "rec"), "--metrics", "pesq,stoi,sisdr", "--out", str(tmp_path / "a.json")])
+    assert out.exit_code == 0, out.output
+    result = json.loads((tmp_path / "a.json").read_text())
+    expected = pesq_pkg.pesq(16000, clean[:47800].astype("float32"), noisy[:47800].astype("float32"), "wb")
+    assert result["metrics"]["pesq"]["value"] == pytest.approx(expected, abs=1e-6)
+    assert result["count"] == 1 and 0 < result["metrics"]["stoi"]["value"] <= 1
+    soundfile.write(tmp_path / "rec" / "a.wav", noisy[:30000], 16000)
+    short = runner.invoke(main, ["eval", "audio", str(tmp_path / "ref"), str(tmp_path / "rec")])
+    assert short.exit_code == 1 and "more than 5% apart" in short.output
+    (tmp_path / "rec" / "a.wav").unlink()
+    missing = runner.invoke(main, ["eval", "audio", str(tmp_path / "ref"), str(tmp_path / "rec")])
+    assert missing.exit_code == 1 and "no reconstruction of a.wav" in missing.output
+
+
+def test_audio_utmos_scores_every_reconstruction(tmp_path, monkeypatch):
+    import soundfile
+
+    import tok.metrics.utmos as utmos_module
+    from tok.eval.audio import evaluate_audio
+    from tok.metrics.utmos import UTMOS, UTMOS22Strong, Wav2Vec2Config
+
+    small = UTMOS22Strong(Wav2Vec2Config(dim=32, layers=1, heads=2, ffn_dim=32, conv_dim=16, pos_kernel=8, pos_groups=2)).eval()
+    monkeypatch.setattr(utmos_module, "UTMOS", lambda weights=None: UTMOS(model=small, device="cpu"))
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "rec").mkdir()
+    g = torch.Generator().manual_seed(0)
+    clips = {}
+    for name, n in (("a.wav", 8000), ("b.wav", 12000)):
+        clip = (0.1 * torch.randn(n, generator=g)).numpy()
+        soundfile.write(tmp_path / "ref" / name, clip, 16000, subtype="FLOAT")
+        soundfile.write(tmp_path / "rec" / name, clip * 0.5, 16000, subtype="FLOAT")
+        clips[name] = torch.from_numpy(clip * 0.5).float()
+    result = evaluate_audio(tmp_path / "ref", tmp_path / "rec", ["utmos", "sisdr"])
+    expected = torch.stack([small(c[None])[0] for c in clips.values()]).double().mean()
+    assert result["metrics"]["utmos"]["value"] == pytest.approx(float(expected), abs=1e-4)
+    assert result["metrics"]["utmos"]["count"] == 2 and result["metrics"]["sisdr"]["value"] > 100

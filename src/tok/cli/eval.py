@@ -94,3 +94,22 @@ def stats_command(images: Path, output: Path, inception_weights, batch_size, lay
     from ..metrics import fid as fidlib
 
     click.echo(str(fidlib.save_statistics(images, output, weights=inception_weights, device=device, batch_size=batch_size, layers=(layer,))))
+
+
+@eval_command.command("audio")
+@click.argument("reference", type=click.Path(path_type=Path))
+@click.argument("reconstruction", type=click.Path(path_type=Path))
+@click.option("--metrics", default="pesq,stoi,mel,sisdr", show_default=True, help="Comma list of: pesq,stoi,estoi,mel,sisdr,utmos,utmos_ref.")
+@click.option("--utmos-weights", type=click.Path(path_type=Path), help="UTMOS22 strong checkpoint (SpeechMOS .pt or UTMOS-demo .ckpt).")
+@click.option("--out", "output", type=click.Path(path_type=Path), help="Also write the results to this JSON file (atomically).")
+def audio_command(reference: Path, reconstruction: Path, metrics: str, utmos_weights, output) -> None:
+    """Audio metrics of the clips in RECONSTRUCTION against same-named clips in REFERENCE."""
+    from ..eval.audio import evaluate_audio
+    from ..eval.run import write_json
+
+    names = [m.strip() for m in metrics.split(",") if m.strip()]
+    result = evaluate_audio(reference, reconstruction, names, utmos_weights)
+    for name, m in result["metrics"].items():
+        click.echo(f"{name:<10} {m['value']:.4f}  ({m['count']} clips)")
+    if output is not None:
+        write_json(result, output)

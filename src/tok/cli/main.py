@@ -209,7 +209,7 @@ def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_ba
     click.echo(f"wrote {path}")
 
 
-from .eval import eval_command  # noqa: E402 - registered after the group exists
+from .eval import eval_command  # registered after the group exists
 
 main.add_command(eval_command)
 

@@ -85,6 +85,10 @@ def test_nan_reconstructions_and_bad_metrics_are_clear_errors(photos, tmp_path, 
     with pytest.raises(TokError, match="unknown metric"):
         tok.evaluate(model, photos, ["psnr", "bleu"])
     monkeypatch.undo()
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(TokError, match=r"weights-inception-2015-12-05-6726825d\.pth"):
+        tok.evaluate(_model(tiny_flextok_weights), photos, ["psnr", "rfid"], out=tmp_path / "nofid")
+    assert not (tmp_path / "nofid" / "recon").exists()  # refused before decoding anything
     with pytest.raises(TokError, match="at least 2 images"):
         tok.evaluate(_model(tiny_flextok_weights), photos, ["rfid"], limit=1, out=tmp_path / "one")
     assert not (tmp_path / "one").exists()  # refused before any work

@@ -342,6 +342,7 @@ def evaluate(
                             metric_weights=metric_weights, pfid_alpha=pfid_alpha, pfid_delta=pfid_delta, pfid_seed=pfid_seed, report=False, progress=progress)
     run = Run(tokenizer, files, Path(out), data=str(data), metrics=names, batch_size=batch_size, num_tokens=num_tokens,
               decode_opts=decode_opts, pfid_alpha=pfid_alpha, pfid_delta=pfid_delta, pfid_seed=pfid_seed, progress=progress)
+    check_metric_weights(names, dict(metric_weights or {}), tokenizer)
     run.prepare()
     started = time.time()
     (on_phase or (lambda _: None))("reconstruct")
@@ -368,6 +369,23 @@ def evaluate(
 
         write_report(run, summary)
     return summary
+
+
+def check_metric_weights(names: list[str], metric_weights: dict[str, Any], tokenizer: Tokenizer) -> None:
+    """Fail before any decoding when a metric network's weights or the codebook are missing."""
+    from ..metrics.weights import INCEPTION_FID, LPIPS_BACKBONES, resolve
+
+    if set(names) & {"rfid", "pfid", "kid", "is"}:
+        resolve(INCEPTION_FID, metric_weights.get("inception"))
+    if "lpips" in names:
+        net = metric_weights.get("lpips_net", "alex")
+        if net not in LPIPS_BACKBONES:
+            raise TokError(f"unknown LPIPS backbone {net!r}; expected one of {', '.join(LPIPS_BACKBONES)}")
+        resolve(LPIPS_BACKBONES[net], metric_weights.get("lpips"))
+    if "pfid" in names:
+        from ..metrics.perturb import quantizer_of
+
+        quantizer_of(tokenizer)
 
 
 def load_summary(folder: str | os.PathLike) -> dict[str, Any]:

@@ -241,8 +241,10 @@ def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_ba
     click.echo(f"wrote {path}")
 
 
+from .eval import eval_command  # noqa: E402
 from .generate import generate_command, train_ar_command  # noqa: E402
 
+main.add_command(eval_command)
 main.add_command(train_ar_command)
 main.add_command(generate_command)
 

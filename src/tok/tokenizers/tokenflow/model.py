@@ -149,6 +149,8 @@ class TokenFlow(Tokenizer):
 
     def check_tokens(self, tokens: Tokens, origin: str = "tokens") -> None:
         """As the base check, but any prefix of whole scales is a valid layout."""
+        if tokens.model != self.name:
+            raise TokError(f"{origin} were made by model {tokens.model!r}, not {self.name!r}: decode them with --model {tokens.model}")
         k = tokens.layout.num_streams
         if not 1 <= k <= len(self.config.scales) or not tokens.layout.compatible_with(self.layout_for(k)):
             scales = tokens.layout.extra.get("scales", "?")
@@ -156,8 +158,6 @@ class TokenFlow(Tokenizer):
                 f"{origin}: layout {tokens.layout.kind} with {k} streams (scales {scales}) is not a prefix of "
                 f"{self.name!r}'s scales {list(self.config.scales)}"
             )
-        if tokens.model != self.name:
-            raise TokError(f"{origin} were made by model {tokens.model!r}, not {self.name!r}: decode them with --model {tokens.model}")
         if tokens.weights_digest and self.weights_digest and tokens.weights_digest != self.weights_digest:
             raise TokError(f"{origin} were made with weights {tokens.weights_digest}, but {self.name!r} has weights {self.weights_digest}")
         tokens.validate_ids(origin)

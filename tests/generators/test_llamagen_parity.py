@@ -60,3 +60,23 @@ def test_llamagen_convention_samples_the_same_with_and_without_cache():
     labels = torch.tensor([1, 2])
     options = SamplingOptions(cfg=3.0, top_k=30)
     assert torch.equal(sample(model, labels, options=options, seed=3), sample(model, labels, options=options, seed=3, use_cache=False))
+
+
+def test_load_official_checkpoint_file(tmp_path, monkeypatch):
+    from tok.generators import convert
+
+    # A LlamaGen-B checkpoint in the official .pt format is 440 MB; the format is the same at any
+    # size, so the tiny reference model goes through the same code path.
+    monkeypatch.setattr(convert, "preset", lambda name, **kw: GPTConfig(dim=64, depth=2, num_heads=2, **kw))
+    monkeypatch.setattr(convert, "LLAMAGEN_VOCAB", 100)
+    _, tensors = official()
+    official_keys = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    path = tmp_path / "c2i_tiny.pt"
+    torch.save({"model": official_keys, "steps": 10}, path)
+    model = convert.load_llamagen(path, "tiny", image_size=64, num_classes=10)
+    with torch.no_grad():
+        logits = model(model.pattern.inputs(tensors["ids"][..., None]), tensors["labels"])[:, :, 0]
+    assert (logits - tensors["logits"]).abs().max() < 1e-5
+    torch.save({"model": {**official_keys, "extra.weight": torch.zeros(1)}}, path)
+    with pytest.raises(TokError, match="1 unexpected keys \\(extra.weight\\)"):
+        convert.load_llamagen(path, "tiny", image_size=64, num_classes=10)

@@ -1,0 +1,49 @@
+"""Official LlamaGen c2i checkpoints (FoundationVision/LlamaGen `c2i_{B,L,XL}_{256,384}.pt`) -> `GPT`.
+
+The checkpoint is read with `torch.load(weights_only=True)`; its state dict sits under "model"
+(or "module" / "state_dict"), keys differ from ours only in the feed-forward names, and the model
+is built with LlamaGen's RoPE convention so its logits equal the official model's.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ..core import TokenLayout, TokError
+from ..core.weights import load_strict
+from .gpt import GPT, llamagen_key, preset
+from .patterns import build_pattern
+
+LLAMAGEN_VOCAB = 16384  # vq_ds16_c2i
+LLAMAGEN_DOWNSAMPLE = 16
+
+
+def convert_llamagen_state_dict(checkpoint: dict) -> dict[str, torch.Tensor]:
+    """A loaded LlamaGen checkpoint -> a state dict with our key names (pure function)."""
+    for wrapper in ("model", "module", "state_dict"):
+        if isinstance(checkpoint.get(wrapper), dict):
+            checkpoint = checkpoint[wrapper]
+            break
+    # Inference-time buffers (KV caches) are not weights.
+    return {llamagen_key(k): v for k, v in checkpoint.items() if ".kv_cache." not in k and k != "freqs_cis"}
+
+
+def load_llamagen(path: str | os.PathLike, preset_name: str = "llamagen-b", image_size: int = 256, num_classes: int = 1000) -> GPT:
+    """Build `preset_name` for `image_size` images (16x16 or 24x24 tokens) and load an official checkpoint strictly."""
+    path = Path(path)
+    if not path.is_file():
+        raise TokError(f"{path}: no such LlamaGen checkpoint")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling errors of every kind are a bad file here
+        raise TokError(f"{path}: cannot read a LlamaGen checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    if not isinstance(checkpoint, dict):
+        raise TokError(f"{path}: expected a checkpoint dict, found {type(checkpoint).__name__}")
+    grid = image_size // LLAMAGEN_DOWNSAMPLE
+    pattern = build_pattern(TokenLayout("grid", (LLAMAGEN_VOCAB,), (("h", "w"),)), [(grid, grid)])
+    model = GPT(preset(preset_name, num_classes=num_classes, class_dropout=0.1, llamagen_rope=True, dropout=0.0), pattern)
+    load_strict(model, convert_llamagen_state_dict(checkpoint), path)
+    return model.eval()

@@ -8,12 +8,11 @@ is built with LlamaGen's RoPE convention so its logits equal the official model'
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 
-from ..core import TokenLayout, TokError
-from ..core.weights import load_strict
+from ..core import TokenLayout
+from ..core.weights import load_strict, read_state_dict
 from .gpt import GPT, llamagen_key, preset
 from .patterns import build_pattern
 
@@ -33,15 +32,7 @@ def convert_llamagen_state_dict(checkpoint: dict) -> dict[str, torch.Tensor]:
 
 def load_llamagen(path: str | os.PathLike, preset_name: str = "llamagen-b", image_size: int = 256, num_classes: int = 1000) -> GPT:
     """Build `preset_name` for `image_size` images (16x16 or 24x24 tokens) and load an official checkpoint strictly."""
-    path = Path(path)
-    if not path.is_file():
-        raise TokError(f"{path}: no such LlamaGen checkpoint")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # unpickling errors of every kind are a bad file here
-        raise TokError(f"{path}: cannot read a LlamaGen checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
-    if not isinstance(checkpoint, dict):
-        raise TokError(f"{path}: expected a checkpoint dict, found {type(checkpoint).__name__}")
+    checkpoint = read_state_dict(path)  # torch.load(weights_only=True), TokError on a bad file
     grid = image_size // LLAMAGEN_DOWNSAMPLE
     pattern = build_pattern(TokenLayout("grid", (LLAMAGEN_VOCAB,), (("h", "w"),)), [(grid, grid)])
     model = GPT(preset(preset_name, num_classes=num_classes, class_dropout=0.1, llamagen_rope=True, dropout=0.0), pattern)

@@ -57,6 +57,7 @@ def generate(
     *,
     label: str | int | None = None,
     cfg: float = 1.0,
+    cfg_schedule: str = "constant",
     temperature: float = 1.0,
     top_k: int = 0,
     top_p: float = 1.0,
@@ -79,7 +80,7 @@ def generate(
     """
     from ..api import decode_tokens, load
 
-    options = SamplingOptions(temperature=temperature, top_k=top_k, top_p=top_p, cfg=cfg)
+    options = SamplingOptions(temperature=temperature, top_k=top_k, top_p=top_p, cfg=cfg, cfg_schedule=cfg_schedule)
     if num < 1:
         raise TokError(f"number of samples must be at least 1, got {num}")
     device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")

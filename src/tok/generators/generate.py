@@ -75,7 +75,7 @@ def generate(
     """Sample `num` items and decode them.
 
     Returns (tokens, media (B, ...) or None without `decode`, written files). With `out_dir`,
-    each item is written as `sample-XXXX.tok` and decoded media (`.png` for images).
+    each item is written as `sample-XXXX.tok` and as media in the tokenizer's modality (`.png`, `.wav`, ...).
     `num_tokens` stops a `sequence` pattern early (FlexTok's coarse-to-fine prefixes).
     """
     from ..api import decode_tokens, load
@@ -105,13 +105,11 @@ def generate(
     media = decode_tokens(tokenizer, tokens, **decode_opts).cpu() if decode else None
     written: list[Path] = []
     if out_dir is not None:
-        from ..core.media import write_image
-
         out = Path(out_dir)
         for i in range(num):
             written.append(tokens[i].save(out / f"sample-{i:04d}.tok"))
             if media is not None:
-                if tokenizer.modality != "image":
-                    raise TokError(f"writing generated {tokenizer.modality} is not supported yet; the .tok files are in {out}")
-                written.append(write_image(media[i], out / f"sample-{i:04d}.png"))
+                # The tokenizer writes its own modality (image, audio, video or mesh).
+                target = out / f"sample-{i:04d}{tokenizer.output_suffix(sources[i])}"
+                written.append(tokenizer.write_media(media[i], target, sources[i]))
     return tokens, media, written

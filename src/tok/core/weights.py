@@ -10,7 +10,6 @@ import functools
 import hashlib
 import logging
 import os
-import pickle
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,7 +132,7 @@ def _read_cached(path: str, mtime_ns: int, size: int) -> dict[str, Tensor]:
             if not isinstance(obj, dict):
                 raise TokError(f"{path}: expected a state dict, found {type(obj).__name__}")
             return obj
-    except (SafetensorError, OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
+    except (SafetensorError, OSError, RuntimeError, ValueError, EOFError) as e:
         raise TokError(f"{path}: cannot read weights ({type(e).__name__}: {str(e).splitlines()[0]})") from None
     raise TokError(f"{path}: unsupported weights format {suffix!r} (use .safetensors, .ckpt or .pt)")
 

@@ -241,8 +241,12 @@ class XYTokenizer(Tokenizer):
         return ids
 
     @torch.inference_mode()
-    def decode(self, tokens: Tokens, *, context_seconds: float | None = None, one_piece: bool = False, batch_size: int = 8) -> Tensor:
+    def decode(
+        self, tokens: Tokens, *, context_seconds: float | None = None, one_piece: bool = False, batch_size: int = 8, seed: int | None = None
+    ) -> Tensor:
         """Tokens -> waveform (B, max num_samples); each item's samples past its length are zero.
+
+        The decoder is deterministic: `seed` (passed by `tok decode` to every model) is unused.
 
         Windows of `max_seconds` of codes (right context `context_seconds`, as in `encode`); windows
         of equal length are decoded together, so every item decodes as it would alone.

@@ -60,6 +60,10 @@ class XYTokenizer(Tokenizer):
         return self.vocos.head.out.weight.device
 
     @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
     def layout(self) -> TokenLayout:
         c = self.config
         return TokenLayout(

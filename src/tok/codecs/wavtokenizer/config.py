@@ -93,7 +93,9 @@ PRESETS: dict[str, WavTokenizerConfig] = {
     # Bundled CPU model of this project: same structure, narrow, 75 tokens/s.
     "small": WavTokenizerConfig(
         n_filters=8, latent_dim=64, lstm_layers=1, backbone_dim=96, intermediate_dim=288, num_layers=4,
-        kmeans_iters=20,
+        # Batches of 8 x 1 s give 600 frames for 4096 codes: the official dead-code threshold of 2
+        # (meant for 40 x 3 s batches) would re-seed almost every code at every step.
+        kmeans_iters=20, dead_code_threshold=0.02,
     ),
     # Test-sized architecture.
     "tiny": WavTokenizerConfig(

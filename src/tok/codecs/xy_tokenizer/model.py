@@ -135,12 +135,21 @@ class XYTokenizer(Tokenizer):
         return self.encode(wav, lengths=lengths, sources=sources, **opts)
 
     def write_media(self, item: Tensor, path: Path, source: dict[str, Any] | None = None) -> Path:
-        from ...core.media.audio import write_audio
+        """Write one decoded waveform, trimmed to the source's length, at the source's sample rate
+        (as WavTokenizer does: a 44.1 kHz input comes back as 44.1 kHz with its sample count)."""
+        from ...core.media.audio import resample, write_audio
 
-        num_samples = (source or {}).get("num_samples")
-        if num_samples is not None:
-            item = item[..., : int(num_samples)]
-        return write_audio(item, path, self.config.sample_rate)
+        source = source or {}
+        wave = item.reshape(-1)
+        if "num_samples" in source:
+            wave = wave[: int(source["num_samples"])]
+        rate = int(source.get("source_sample_rate", self.sample_rate))
+        if rate != self.sample_rate:
+            wave = resample(wave, self.sample_rate, rate)
+            if "source_num_samples" in source:
+                n = int(source["source_num_samples"])
+                wave = F.pad(wave, (0, max(0, n - wave.shape[-1])))[:n]
+        return write_audio(wave, path, rate)
 
     @property
     def media_suffix(self) -> str:

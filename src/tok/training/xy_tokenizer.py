@@ -34,7 +34,12 @@ from ..codecs.xy_tokenizer import XYTokenizer, save_checkpoint
 from ..core.errors import TokError
 from .audio_data import AudioFolder
 from .audio_discriminators import MultiPeriodDiscriminator, MultiResolutionDiscriminator
-from .audio_losses import MelReconstructionLoss, discriminator_hinge_loss, feature_matching_loss, generator_hinge_loss
+from .audio_losses import (
+    MelReconstructionLoss,
+    discriminator_hinge_loss,
+    feature_matching_loss,
+    generator_hinge_loss,
+)
 from .trainer import TrainConfig, Trainer
 
 logger = logging.getLogger(__name__)
@@ -249,9 +254,8 @@ def train_from_cli(card, data, out_dir, *, stage: str, steps: int, batch_size: i
     """`tok train --model xy-tokenizer-...`: stage `all` runs pretraining, then post-training with
     the discriminators when `gan_weight` > 0 (narrow discriminators for non-official presets;
     `max_minutes` is split 2:1 between the two). `teacher`: a Whisper encoder state dict."""
-    from ..core.weights import read_state_dict
     from ..codecs.xy_tokenizer import load_weights
-    from ..core.weights import WeightSource
+    from ..core.weights import WeightSource, read_state_dict
 
     codec = card.builder(card)
     out_dir = Path(out_dir)

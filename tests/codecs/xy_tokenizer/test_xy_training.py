@@ -11,7 +11,12 @@ from tok.codecs.xy_tokenizer import XYTokenizer, load_weights, preset
 from tok.codecs.xy_tokenizer.layers import AudioEncoder
 from tok.core.errors import TokError
 from tok.core.weights import WeightSource
-from tok.training.xy_tokenizer import XYTrainingModel, init_semantic_teacher, run, whisper_to_semantic_encoder
+from tok.training.xy_tokenizer import (
+    XYTrainingModel,
+    init_semantic_teacher,
+    run,
+    whisper_to_semantic_encoder,
+)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,13 @@ import pytest
 import torch
 
 from tok import api
-from tok.codecs.xy_tokenizer import XYTokenizer, load_weights, official_state_dict, preset, save_checkpoint
+from tok.codecs.xy_tokenizer import (
+    XYTokenizer,
+    load_weights,
+    official_state_dict,
+    preset,
+    save_checkpoint,
+)
 from tok.core.errors import TokError
 from tok.core.weights import WeightSource
 

@@ -15,7 +15,6 @@ official scheme), whose codes and audio are stitched without cross-fade.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,13 @@ from ...core.tokenizer import Tokenizer, TokenizerOutput
 from ...core.tokens import TokenLayout, Tokens
 from ...nn.vocos import Vocos
 from .config import XYTokenizerConfig
-from .layers import Adapter, AudioDecoder, AudioEncoder, ResidualDownConv, UpConv, length_mask
+from .layers import (
+    Adapter,
+    AudioDecoder,
+    AudioEncoder,
+    ResidualDownConv,
+    UpConv,
+)
 from .mel import WhisperLogMel
 from .quantizer import XYResidualVQ
 
@@ -40,7 +45,7 @@ class XYTokenizer(Tokenizer):
         super().__init__(config)
         c = config
         self.name = "xy-tokenizer"
-        tower = dict(num_heads=c.num_heads, ffn_dim=c.ffn_dim)
+        tower = {"num_heads": c.num_heads, "ffn_dim": c.ffn_dim}
         p50, p12 = c.positions_50hz, c.positions_50hz // c.downsample
         self.mel = WhisperLogMel(c.sample_rate, c.n_fft, c.hop_length, c.n_mels)
         self.semantic_encoder = AudioEncoder(c.n_mels, c.dim, c.semantic_layers, max_positions=p50, **tower)
@@ -102,7 +107,7 @@ class XYTokenizer(Tokenizer):
         frames = torch.div(lengths, self.config.frame_samples, rounding_mode="floor")
         z, _ = self.encode_latents(wav, lengths)
         z = z[:, :, : int(frames.max())]
-        z_q, ids, commitment = self.quantizer(z, frames)
+        z_q, _, commitment = self.quantizer(z, frames)
         recon = self.decode_latents(z_q, frames)
         return TokenizerOutput(recon, None, {"commitment": commitment})
 
@@ -182,7 +187,7 @@ class XYTokenizer(Tokenizer):
             return None, 0
         if context_seconds is None:
             context_seconds = c.max_seconds / 3
-        context = int(round(context_seconds * c.frame_rate))
+        context = round(context_seconds * c.frame_rate)
         if not 0 <= context < c.window_frames:
             raise TokError(f"context of {context_seconds} s must lie in [0, {c.max_seconds}) s")
         return c.window_frames, context
@@ -295,10 +300,3 @@ class XYTokenizer(Tokenizer):
 def build(config: XYTokenizerConfig) -> XYTokenizer:
     return XYTokenizer(config)
 
-
-def count_parameters(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def expected_num_frames(num_samples: int, frame_samples: int = 1280, pad_tail: bool = True) -> int:
-    return math.ceil(num_samples / frame_samples) if pad_tail else num_samples // frame_samples

@@ -20,7 +20,13 @@ from torch import Tensor
 
 from ...core.errors import TokError
 from ...core.io import atomic_path
-from ...core.weights import WeightSource, check_keys, file_digest, load_strict, read_state_dict
+from ...core.weights import (
+    WeightSource,
+    check_keys,
+    file_digest,
+    load_strict,
+    read_state_dict,
+)
 from .model import XYTokenizer
 from .quantizer import library_to_official, official_to_library
 

@@ -46,3 +46,17 @@ def test_not_audio_fails_with_one_line_and_no_output(tmp_path, tiny_xy_checkpoin
     assert result.exit_code == 1
     assert "notes.wav" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "notes.tok").exists()
+
+
+def test_folder_of_different_lengths_encodes_as_one_batch(tmp_path, tiny_xy_checkpoint):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for name, n in (("a.wav", 5000), ("b.flac", 13_000)):
+        sf.write(folder / name, (0.1 * rng.standard_normal(n)).astype(np.float32), 16000)
+    result = _run("encode", folder, "--model", "xy-tokenizer-tiny", "--weights", tiny_xy_checkpoint)
+    assert result.exit_code == 0, result.output
+    for name, n in (("a", 5000), ("b", 13_000)):
+        result = _run("decode", folder / f"{name}.tok", "-o", tmp_path / f"{name}.wav", "--weights", tiny_xy_checkpoint)
+        assert result.exit_code == 0, result.output
+        assert sf.info(str(tmp_path / f"{name}.wav")).frames == n

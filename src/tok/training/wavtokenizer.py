@@ -97,6 +97,8 @@ def generator_losses(model: WavTokenizer, audio: Tensor, step: int, mel_loss: Me
     recon = recon[..., : audio.shape[-1]]
     cache["fake"], cache["real"] = recon.detach(), audio
     losses = {"mel": mel_loss(recon, audio), "commit": commit}
+    if step >= weights.vq_warmup_steps:  # codebook use in this batch: a collapse shows up here first
+        losses["codes_used"] = torch.tensor(float(out.tokens.streams[0].unique().numel()))
     total = weights.mel * losses["mel"] + weights.commit * losses["commit"]
     if discs is not None and step >= weights.disc_start:
         for name, disc in discs.parts():
@@ -128,15 +130,16 @@ def discriminator_losses(discs: AudioDiscriminators, cache: dict) -> dict[str, T
 
 
 def save_checkpoint(tokenizer: WavTokenizer, path: str | os.PathLike, dtype: torch.dtype = torch.float16) -> Path:
-    """Write the whole model (our key layout) as safetensors, config in the metadata.
+    """Write the whole model (our key layout) as safetensors in `dtype`, config in the metadata.
 
-    The EMA codebook buffers stay in float32 (ids depend on exact nearest-neighbour distances).
+    The codebook is stored in `dtype` too: loading upcasts every tensor to float32, and encoder
+    and decoder then share that one codebook, so ids stay consistent with the stored weights.
     """
     path = Path(path)
-    state = {}
-    for key, value in tokenizer.state_dict().items():
-        keep_fp32 = "_codebook." in key or not value.is_floating_point()
-        state[key] = value.detach().to("cpu", value.dtype if keep_fp32 else dtype).contiguous()
+    state = {
+        k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
+        for k, v in tokenizer.state_dict().items()
+    }
     metadata = {"tok_family": "wavtokenizer", "tok_config": json.dumps(tokenizer.config.to_dict())}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=metadata)

@@ -126,8 +126,7 @@ class WavTokenizer(Tokenizer):
 
         out = self.quantize(self.encode_latents(audio))
         recon = self.decode_features(out.z_q.transpose(1, 2))
-        tokens = self.make_tokens([out.ids[:, None]]) if not self.training else None
-        return TokenizerOutput(recon, tokens, {"commit": out.loss})
+        return TokenizerOutput(recon, self.make_tokens([out.ids[:, None]]), {"commit": out.loss})
 
     # -- media -----------------------------------------------------------------------------------
     def preprocess(self, media: Tensor) -> Tensor:

@@ -1,6 +1,7 @@
 """Audio codec encode/decode speed (real-time factor) and peak memory for 10 s of audio at batch 1 and 8.
 
-    python benchmarks/audio_codec_speed.py                                   # every WavTokenizer preset
+    python benchmarks/audio_codec_speed.py                                   # every WavTokenizer and XY-Tokenizer preset
+    python benchmarks/audio_codec_speed.py --models xy-tokenizer-small xy-tokenizer-official --batches 1
     python benchmarks/audio_codec_speed.py --models wavtokenizer-small --batches 1 8 --device cuda
 
 RTF = compute seconds / audio seconds (below 1 is faster than real time; batch 8 counts 80 s of
@@ -22,6 +23,9 @@ import time
 import torch
 
 DEFAULT_MODELS = ["wavtokenizer-small", "wavtokenizer-small-320-24k-4096", "wavtokenizer-small-600-24k-4096"]
+# XY-Tokenizer: the bundled small model and the official 520 M configuration (slow on a CPU:
+# about 2x / 3x real time for encode / decode on one thread).
+DEFAULT_MODELS += ["xy-tokenizer-small", "xy-tokenizer-official"]
 
 
 def measure(name: str, batch: int, op: str, seconds: float, device: str, repeats: int) -> dict:

@@ -10,7 +10,6 @@ import functools
 import hashlib
 import logging
 import os
-import pickle
 import socket
 from dataclasses import dataclass
 from pathlib import Path

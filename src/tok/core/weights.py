@@ -10,6 +10,7 @@ import functools
 import hashlib
 import logging
 import os
+import pickle
 import socket
 from dataclasses import dataclass
 from pathlib import Path

@@ -112,3 +112,14 @@ def test_cli_ids_outside_the_vocabulary(run, tmp_path, tiny_weights):
 def test_flextok_refuses_scales(run, tmp_path, photo, tiny_flextok_weights):
     result = run("encode", photo, "--model", "flextok-tiny", "--weights", tiny_flextok_weights, "--scales", "2", "-o", tmp_path / "f.tok")
     assert result.exit_code == 1 and "does not take --scales" in result.output
+
+
+def test_cli_train_tiny(run, tmp_path, photo):
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(photo, data / "a.jpg")
+    result = run("train", "--model", "hieratok-tiny", "--data", data, "--out", tmp_path / "out", "--steps", "2", "-b", "2",
+                 "--lpips-weight", "0", "--precision", "no")
+    assert result.exit_code == 0, result.output
+    model = tok.load("hieratok-tiny", tmp_path / "out" / "model.safetensors", device="cpu")
+    assert model.encode(torch.zeros(1, 3, 32, 32)).num_tokens == 21

@@ -14,14 +14,22 @@ from torch import Tensor
 
 from .core import TokError, Tokenizer, Tokens
 from .core import zoo
-from .core.media import IMAGE_EXTENSIONS, list_images, read_image, write_image
+from .core.media import DEFAULT_SUFFIXES, IMAGE_EXTENSIONS, MEDIA_EXTENSIONS, list_media
 from .core.tokens import read_header
 from .core.weights import resolve_weights, weights_available
 
 logger = logging.getLogger(__name__)
 
 # Families register their ModelCards on import.
-FAMILIES = ("tok.tokenizers.flextok", "tok.tokenizers.hieratok")
+FAMILIES = (
+    "tok.tokenizers.flextok",
+    "tok.codecs.wavtokenizer",
+    "tok.codecs.xy_tokenizer",
+    "tok.tokenizers.tokenflow",
+    "tok.tokenizers.hieratok",
+    "tok.tokenizers.omnitokenizer",
+    "tok.tokenizers.vat",
+)
 
 
 def _register_families() -> None:
@@ -56,12 +64,12 @@ def load(name: str, weights: str | os.PathLike | None = None, device: str | torc
 
 def media_files(inputs: list[str | os.PathLike], modality: str) -> list[Path]:
     """Expand inputs (files and folders) to the media files to encode; folders give their supported files."""
-    if modality != "image":
+    if modality not in MEDIA_EXTENSIONS:
         raise TokError(f"reading {modality} files is not supported yet")
     files: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            files.extend(list_images(item))
+            files.extend(list_media(item, modality))
         elif not item.exists():
             raise TokError(f"{item}: no such file or folder")
         else:
@@ -74,14 +82,11 @@ def default_output(path: Path, suffix: str, out_dir: str | os.PathLike | None) -
     return Path(out_dir) / target.name if out_dir is not None else target
 
 
-def _read(tokenizer: Tokenizer, path: Path) -> tuple[Tensor, dict[str, Any]]:
-    image, info = read_image(path)
-    return tokenizer.preprocess(image)[0], info.to_dict()
-
-
 def check_options(method: Any, opts: dict[str, Any], model_name: str) -> None:
     """Refuse family-specific options (e.g. `scales`, `steps`) that `method` does not take."""
     accepted = inspect.signature(method).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        return
     unknown = [k for k, v in opts.items() if v is not None and k not in accepted]
     if unknown:
         flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
@@ -106,10 +111,12 @@ def encode_files(
     tokenizer.check_num_tokens(num_tokens)
     opts = {k: v for k, v in opts.items() if v is not None}
     check_options(tokenizer.encode, opts, tokenizer.name)
+    if num_tokens is not None:
+        opts["num_tokens"] = num_tokens
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
-        images, sources = zip(*(_read(tokenizer, p) for p in chunk))
-        tokens = tokenizer.encode(torch.stack(images).to(tokenizer.device), num_tokens=num_tokens, sources=list(sources), **opts)
+        items, sources = zip(*(tokenizer.read_media(p) for p in chunk))
+        tokens = tokenizer.encode_items(list(items), list(sources), **opts)
         for i, (path, output) in enumerate(zip(chunk, outputs[start : start + batch_size])):
             tokens[i].save(output)
             yield path, output
@@ -151,16 +158,16 @@ def decode_file(
     weights: str | os.PathLike | None = None,
     **opts: Any,
 ) -> Path:
-    """Decode a .tok file to media (default: the input's name with `.png`)."""
+    """Decode a .tok file to media (default: the input's name with the modality's suffix, e.g. `.png`)."""
     path = Path(path)
     tokens = Tokens.load(path)
     tokenizer = model if model is not None else load(tokens.model, weights)
     tokenizer.check_tokens(tokens, origin=str(path))
     opts = {k: v for k, v in opts.items() if v is not None}
     check_options(tokenizer.decode, opts, tokenizer.name)
-    output = Path(output) if output is not None else path.with_suffix(".png")
-    write_image(decode_tokens(tokenizer, tokens, **opts)[0], output)
-    return output
+    source = tokens.sources[0] if tokens.sources else None
+    output = Path(output) if output is not None else path.with_suffix(tokenizer.output_suffix(source))
+    return tokenizer.write_media(decode_tokens(tokenizer, tokens, **opts)[0], output, source)
 
 
-__all__ = ["IMAGE_EXTENSIONS", "decode_file", "decode_tokens", "encode_file", "encode_files", "list_models", "load", "media_files"]
+__all__ = ["DEFAULT_SUFFIXES", "IMAGE_EXTENSIONS", "decode_file", "decode_tokens", "encode_file", "encode_files", "list_models", "load", "media_files"]

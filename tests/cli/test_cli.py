@@ -61,7 +61,7 @@ def test_encode_folder_with_progress(run, tmp_path, photo, tiny_flextok_weights)
     "args, message",
     [
         (["encode", "{tmp}/missing.jpg", "--model", "flextok-tiny", "--weights", "{w}"], "missing.jpg: no such file or folder"),
-        (["encode", "{tmp}/empty_dir", "--model", "flextok-tiny", "--weights", "{w}"], "empty_dir: no images found"),
+        (["encode", "{tmp}/empty_dir", "--model", "flextok-tiny", "--weights", "{w}"], "empty_dir: no image files found"),
         (["encode", "{tmp}/cut.jpg", "--model", "flextok-tiny", "--weights", "{w}"], "cut.jpg: corrupt or truncated image"),
         (["encode", "{tmp}/zero.png", "--model", "flextok-tiny", "--weights", "{w}"], "zero.png: empty file"),
         (["encode", "{tmp}/ok.jpg", "--model", "nope"], "unknown model 'nope'"),

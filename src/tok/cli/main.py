@@ -93,7 +93,8 @@ def info(files: tuple[Path, ...], as_json: bool) -> None:
                 click.echo(f"  source {source.get('path', '?')}: {desc}")
 
 
-def _outputs(inputs: list[Path], output: Path | None, out_dir: Path | None, suffix: str) -> list[Path]:
+def _outputs(inputs: list[Path], output: Path | None, out_dir: Path | None, suffix: str | list[str]) -> list[Path]:
+    """Output paths: -o for one input, else each input's name with `suffix` (one, or one per input)."""
     from ..api import default_output
 
     if output is not None and out_dir is not None:
@@ -102,7 +103,8 @@ def _outputs(inputs: list[Path], output: Path | None, out_dir: Path | None, suff
         if len(inputs) != 1:
             raise click.UsageError(f"-o/--output names one file but there are {len(inputs)} inputs; use --out-dir")
         return [output]
-    outputs = [default_output(p, suffix, out_dir) for p in inputs]
+    suffixes = [suffix] * len(inputs) if isinstance(suffix, str) else suffix
+    outputs = [default_output(p, s, out_dir) for p, s in zip(inputs, suffixes)]
     if len(set(outputs)) != len(outputs):
         raise TokError("two inputs would write the same output file; use --out-dir with distinct names")
     return outputs
@@ -119,13 +121,23 @@ def _outputs(inputs: list[Path], output: Path | None, out_dir: Path | None, suff
 @click.option("-b", "--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--device", help="torch device, e.g. cpu or cuda:0 (default: cuda if available).")
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose .tok output already exists (resume a folder run).")
-def encode(inputs, model_name, weights, num_tokens, scales, output, out_dir, batch_size, device, skip_existing) -> None:
-    """Encode media files (or every supported file in a folder) to .tok files."""
+@click.option("--dataset", type=click.Path(path_type=Path), help="Write one token dataset (for `tok train-ar`) instead of .tok files; resumable.")
+@click.option("--shard-size", type=click.IntRange(min=1), default=256, show_default=True, help="Items per dataset shard.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Shards encoded at once (--dataset).")
+def encode(inputs, model_name, weights, num_tokens, scales, output, out_dir, batch_size, device, skip_existing, dataset, shard_size, workers) -> None:
+    """Encode media files (or every supported file in a folder) to .tok files.
+
+    With --dataset OUT, encode one folder (class labels from its sub-folders) into a token dataset.
+    """
     from ..api import check_options, encode_files, load, media_files
 
     tokenizer = load(model_name, weights, device)
     tokenizer.check_num_tokens(num_tokens)
     check_options(tokenizer.encode, {"scales": scales}, tokenizer.name)
+    if dataset is not None:
+        from .generate import encode_dataset_command
+
+        return encode_dataset_command(inputs, tokenizer, dataset, num_tokens, batch_size, shard_size, workers)
     paths = media_files(list(inputs), tokenizer.modality)
     outputs = _outputs(paths, output, out_dir, ".tok")
     if skip_existing:
@@ -157,15 +169,17 @@ def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, s
     from ..api import decode_file, load
     from ..core.tokens import read_header
 
-    outputs = _outputs(list(files), output, out_dir, ".png")
-    loaded: dict[str, object] = {}
-    opts = {k: v for k, v in {"steps": steps, "guidance": guidance, "seed": seed, "scales": scales}.items() if v is not None}
-    for path, out in tqdm(list(zip(files, outputs)), desc="decode", unit="file", disable=len(files) < 2):
-        name = read_header(path)["model"]  # cheap: decode_file reads and validates the whole file
+    # Reading the headers is cheap (decode_file reads and validates the whole file later).
+    headers = [read_header(path) for path in files]
+    names = [header["model"] for header in headers]
+    for path, name in zip(files, names):
         if model_name is not None and model_name != name:
             raise TokError(f"{path}: tokens were made by model {name!r}, not {model_name!r}")
-        if name not in loaded:
-            loaded[name] = load(name, weights, device)
+    loaded = {name: load(name, weights, device) for name in dict.fromkeys(names)}
+    suffixes = [loaded[name].output_suffix((header.get("sources") or [None])[0]) for name, header in zip(names, headers)]
+    outputs = _outputs(list(files), output, out_dir, suffixes)
+    opts = {k: v for k, v in {"steps": steps, "guidance": guidance, "seed": seed, "scales": scales}.items() if v is not None}
+    for path, name, out in tqdm(list(zip(files, names, outputs)), desc="decode", unit="file", disable=len(files) < 2):
         click.echo(str(decode_file(path, out, model=loaded[name], **opts)))
 
 
@@ -173,7 +187,7 @@ def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, s
 @click.option("-m", "--model", "model_name", required=True, help="Model to train, e.g. flextok-small.")
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="Folder of training images.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("runs/train"), show_default=True)
-@click.option("--stage", type=click.Choice(["all", "vae", "tokenizer"]), default="all", show_default=True)
+@click.option("--stage", type=click.Choice(["all", "vae", "tokenizer", "pretrain", "posttrain"]), default="all", show_default=True, help="FlexTok: vae/tokenizer; XY-Tokenizer: pretrain/posttrain.")
 @click.option("--steps", type=click.IntRange(min=1), default=5000, show_default=True, help="Tokenizer steps.")
 @click.option("--vae-steps", type=click.IntRange(min=1), default=2000, show_default=True)
 @click.option("-b", "--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Tokenizer batch size.")
@@ -187,8 +201,9 @@ def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, s
 @click.option("--lpips-weight", type=float, default=0.1, show_default=True, help="0 turns LPIPS off (needs torchvision VGG weights).")
 @click.option("--gan-weight", type=float, default=0.0, show_default=True, help="Hinge GAN weight for the VAE (0 = off).")
 @click.option("--l2-weight", type=float, default=1.0, show_default=True)
-@click.option("--max-minutes", type=float, help="Stop after this many minutes of training (HieraTok).")
-def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_batch_size, vae_crop, vae_full_steps, lr, vae_lr, time_shift, precision, lpips_weight, gan_weight, l2_weight, max_minutes) -> None:
+@click.option("--max-minutes", type=float, help="Wall-clock cap (audio codecs, HieraTok): stop and save after the step that crosses it.")
+@click.option("--teacher", type=click.Path(exists=True, path_type=Path), help="XY-Tokenizer: Whisper encoder weights for the frozen semantic tower.")
+def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_batch_size, vae_crop, vae_full_steps, lr, vae_lr, time_shift, precision, lpips_weight, gan_weight, l2_weight, max_minutes, teacher) -> None:
     """Train a tokenizer from scratch on a folder of media; resumes from OUT if it exists.
 
     Multi-GPU / multi-node: `accelerate launch -m tok.cli.main train ...`.
@@ -198,6 +213,11 @@ def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_ba
 
     list_models()
     card = zoo.get_card(model_name)
+    if card.family == "wavtokenizer":
+        from ..training.wavtokenizer import train_from_cli
+
+        click.echo(f"wrote {train_from_cli(card, data, out_dir, steps, batch_size, lr, precision, gan_weight, max_minutes)}")
+        return
     if card.family == "hieratok":
         from ..training.hieratok import HieraTokLossWeights
         from ..training.hieratok import run as run_hieratok
@@ -205,6 +225,13 @@ def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_ba
         weights = HieraTokLossWeights(l1=1.0, l2=l2_weight, lpips=lpips_weight, gan=gan_weight, disc_start=steps // 2)
         max_seconds = max_minutes * 60 if max_minutes is not None else None
         path = run_hieratok(card.builder(card), data, out_dir, steps=steps, batch_size=batch_size, lr=lr, weights=weights, max_seconds=max_seconds, mixed_precision=precision)
+        click.echo(f"wrote {path}")
+        return
+    if card.family == "xy_tokenizer":
+        from ..training.xy_tokenizer import train_from_cli as train_xy
+
+        path = train_xy(card, data, out_dir, stage=stage, steps=steps, batch_size=batch_size, lr=lr, precision=precision,
+                        gan_weight=gan_weight, max_minutes=max_minutes, teacher=teacher)
         click.echo(f"wrote {path}")
         return
     if card.family != "flextok":
@@ -221,6 +248,13 @@ def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_ba
     )
     click.echo(f"wrote {path}")
 
+
+from .eval import eval_command  # noqa: E402
+from .generate import generate_command, train_ar_command  # noqa: E402
+
+main.add_command(eval_command)
+main.add_command(train_ar_command)
+main.add_command(generate_command)
 
 if __name__ == "__main__":
     main()

@@ -1,8 +1,8 @@
 """Contracts shared by every tokenizer; imports nothing else from tok."""
 
 from .errors import TokError
-from .quantize import Quantizer, QuantizerOutput
+from .quantize import MultiScaleOutput, MultiScaleResidualQuantizer, Quantizer, QuantizerOutput
 from .tokenizer import Tokenizer, TokenizerOutput
 from .tokens import TokenLayout, Tokens
 
-__all__ = ["TokError", "Quantizer", "QuantizerOutput", "Tokenizer", "TokenizerOutput", "TokenLayout", "Tokens"]
+__all__ = ["TokError", "Quantizer", "QuantizerOutput", "MultiScaleResidualQuantizer", "MultiScaleOutput", "Tokenizer", "TokenizerOutput", "TokenLayout", "Tokens"]

@@ -13,12 +13,14 @@ Metrics, evaluation runs, the AR generator and the CLI talk only to this class:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from .errors import TokError
+from .media import DEFAULT_SUFFIXES, read_image, write_image
 from .tokens import TokenLayout, Tokens
 
 MODALITIES = ("image", "video", "audio", "shape")
@@ -69,6 +71,40 @@ class Tokenizer(nn.Module):
 
     def decode(self, tokens: Tokens, **opts: Any) -> Tensor:
         raise NotImplementedError
+
+    # File-level I/O used by the API, the CLI and evaluation runs. The defaults are the image
+    # ones; families of other modalities override the three methods (audio pads items of
+    # different lengths in `encode_items` and records their lengths in the sources).
+
+    def read_media(self, path: Path) -> tuple[Tensor, dict[str, Any]]:
+        """One media file -> (one preprocessed item without a batch axis, its source description).
+
+        The description is stored in the `.tok` header and handed back to `write_media`.
+        """
+        if self.modality != "image":
+            raise NotImplementedError(f"{type(self).__name__} must implement read_media for {self.modality}")
+        image, info = read_image(path)
+        return self.preprocess(image)[0], info.to_dict()
+
+    def encode_items(self, items: list[Tensor], sources: list[dict[str, Any]], **opts: Any) -> Tokens:
+        """Encode preprocessed items from `read_media` as one batch."""
+        return self.encode(torch.stack(items).to(self.device), sources=sources, **opts)
+
+    def write_media(self, item: Tensor, path: Path, source: dict[str, Any] | None = None) -> Path:
+        """Write one postprocessed item (no batch axis) to `path`, atomically."""
+        if self.modality != "image":
+            raise NotImplementedError(f"{type(self).__name__} must implement write_media for {self.modality}")
+        return write_image(item, path)
+
+    @property
+    def media_suffix(self) -> str:
+        """The file suffix `tok decode` writes by default."""
+        return DEFAULT_SUFFIXES[self.modality]
+
+    def output_suffix(self, source: dict[str, Any] | None) -> str:
+        """The suffix `tok decode` writes for tokens of this source (families that take several
+        kinds of media, such as a video model fed images, choose per source)."""
+        return self.media_suffix
 
     def check_num_tokens(self, num_tokens: int | None) -> int | None:
         """Validate a requested token count; families with a flexible length override this."""

@@ -18,6 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from ..errors import TokError
+from .listing import list_files
 from ..io import atomic_path
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -124,10 +125,4 @@ def write_image(image: Tensor, path: str | os.PathLike) -> Path:
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
     """Supported image files directly in `folder`, sorted; a TokError when there are none."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise TokError(f"{folder}: not a folder")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-    if not files:
-        raise TokError(f"{folder}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)})")
-    return files
+    return list_files(folder, IMAGE_EXTENSIONS, "images")

@@ -1,0 +1,159 @@
+"""The SEANet convolutional encoder of EnCodec (Défossez et al., arXiv 2210.13438), as WavTokenizer
+uses it: weight-normed convs with EnCodec's padding rule, ELU residual blocks, strided downsampling,
+a residual LSTM, and a final projection.
+
+Module nesting mirrors the official code so keys read `model.0.conv.conv.weight_v`,
+`model.1.block.1.conv.conv.weight_v`, `model.1.shortcut.conv.conv.weight_v`,
+`model.13.lstm.weight_ih_l0`, ... (SConv1d -> NormConv1d -> weight-normed Conv1d).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .weight_norm import WNConv1d
+
+
+def pad1d(x: Tensor, left: int, right: int, mode: str = "reflect") -> Tensor:
+    """F.pad that also reflects inputs shorter than the pad (zero-extends first, as EnCodec does)."""
+    if mode != "reflect":
+        return F.pad(x, (left, right), mode, 0.0)
+    length = x.shape[-1]
+    extra = max(0, max(left, right) - length + 1)
+    if extra:
+        x = F.pad(x, (0, extra))
+    padded = F.pad(x, (left, right), "reflect")
+    return padded[..., : padded.shape[-1] - extra]
+
+
+class NormConv1d(nn.Module):
+    """A Conv1d (weight-normed or plain) named `conv`, plus an identity `norm` (no keys)."""
+
+    def __init__(self, *args, weight_norm: bool = True, **kwargs):
+        super().__init__()
+        self.conv = WNConv1d(*args, **kwargs) if weight_norm else nn.Conv1d(*args, **kwargs)
+        self.norm = nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(self.conv(x))
+
+
+class SConv1d(nn.Module):
+    """Conv1d with EnCodec's padding: total (k_eff - stride), right half = total // 2 (non-causal)
+    or all left (causal), plus extra right padding so the last window is complete; output length
+    ceil(L / stride)."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, dilation: int = 1,
+        causal: bool = False, pad_mode: str = "reflect", weight_norm: bool = True,
+    ):
+        super().__init__()
+        self.conv = NormConv1d(in_channels, out_channels, kernel_size, stride, dilation=dilation, weight_norm=weight_norm)
+        self.causal, self.pad_mode = causal, pad_mode
+        self.kernel_size, self.stride = (kernel_size - 1) * dilation + 1, stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        k, s = self.kernel_size, self.stride
+        total = k - s
+        length = x.shape[-1]
+        n_frames = (length - k + total) / s + 1
+        extra = (math.ceil(n_frames) - 1) * s + (k - total) - length
+        if self.causal:
+            left, right = total, extra
+        else:
+            right = total // 2
+            left, right = total - right, right + extra
+        return self.conv(pad1d(x, left, right, self.pad_mode))
+
+
+class SEANetResnetBlock(nn.Module):
+    """ELU -> conv(dim -> dim/compress, k) -> ELU -> conv(-> dim, k1), plus a 1x1-conv shortcut
+    (`true_skip=False`, EnCodec's default) or identity."""
+
+    def __init__(self, dim: int, kernel_size: int = 3, dilation: int = 1, compress: int = 2, true_skip: bool = False, **conv):
+        super().__init__()
+        hidden = dim // compress
+        self.block = nn.Sequential(
+            nn.ELU(alpha=1.0),
+            SConv1d(dim, hidden, kernel_size, dilation=dilation, **conv),
+            nn.ELU(alpha=1.0),
+            SConv1d(hidden, dim, 1, **conv),
+        )
+        self.shortcut = nn.Identity() if true_skip else SConv1d(dim, dim, 1, **conv)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.shortcut(x) + self.block(x)
+
+
+class SLSTM(nn.Module):
+    """Unidirectional LSTM over time on (B, C, T), with a residual connection; key prefix `lstm`."""
+
+    def __init__(self, dim: int, num_layers: int = 2, skip: bool = True):
+        super().__init__()
+        self.skip = skip
+        self.lstm = nn.LSTM(dim, dim, num_layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y, _ = self.lstm(x.permute(2, 0, 1))
+        y = y.permute(1, 2, 0)
+        return y + x if self.skip else y
+
+
+class SEANetEncoder(nn.Module):
+    """Waveform (B, channels, L) -> latents (B, dimension, ceil(L / hop)), hop = prod(ratios).
+
+    Args:
+        channels: audio channels (1).
+        dimension: latent width (WavTokenizer 512).
+        n_filters: width of the first conv; doubles at each downsampling.
+        n_residual_layers: residual blocks per stage (dilation dilation_base**j).
+        ratios: downsampling ratios as the official configs list them; the encoder applies them
+            reversed (EnCodec convention), e.g. [8, 5, 4, 2] downsamples by 2, 4, 5, 8.
+        kernel_size, last_kernel_size, residual_kernel_size, dilation_base, compress, true_skip:
+            EnCodec hyper-parameters.
+        lstm: LSTM layers (0 for none).
+        causal, pad_mode: padding rule of every conv.
+    """
+
+    def __init__(
+        self,
+        channels: int = 1,
+        dimension: int = 128,
+        n_filters: int = 32,
+        n_residual_layers: int = 1,
+        ratios: tuple[int, ...] = (8, 5, 4, 2),
+        kernel_size: int = 7,
+        last_kernel_size: int = 7,
+        residual_kernel_size: int = 3,
+        dilation_base: int = 2,
+        compress: int = 2,
+        true_skip: bool = False,
+        lstm: int = 2,
+        causal: bool = False,
+        pad_mode: str = "reflect",
+    ):
+        super().__init__()
+        self.ratios = tuple(reversed(ratios))
+        self.hop_length = math.prod(ratios)
+        self.dimension = dimension
+        conv = {"causal": causal, "pad_mode": pad_mode}
+        mult = 1
+        layers: list[nn.Module] = [SConv1d(channels, n_filters, kernel_size, **conv)]
+        for ratio in self.ratios:
+            width = mult * n_filters
+            for j in range(n_residual_layers):
+                layers.append(
+                    SEANetResnetBlock(width, residual_kernel_size, dilation_base**j, compress, true_skip, **conv)
+                )
+            layers += [nn.ELU(alpha=1.0), SConv1d(width, width * 2, ratio * 2, stride=ratio, **conv)]
+            mult *= 2
+        if lstm:
+            layers.append(SLSTM(mult * n_filters, lstm))
+        layers += [nn.ELU(alpha=1.0), SConv1d(mult * n_filters, dimension, last_kernel_size, **conv)]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)

@@ -3,10 +3,8 @@
 from pathlib import Path
 
 import pytest
-import torch
 
 import tok
-from tok.core.media.audio import read_audio
 from tok.core.weights import BUNDLED_DIR
 from tok.training.audio_losses import MelReconstructionLoss
 

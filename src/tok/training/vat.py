@@ -24,7 +24,6 @@ from torch import Tensor, nn
 from ..core.media import list_media
 from ..core.weights import WeightSource
 from ..tokenizers.vat import VAT, load_weights, preset, save_checkpoint
-from ..tokenizers.vat.model import latent_statistics
 from .shapes import (
     ShapeDataset,
     ShapeSamples,
@@ -123,10 +122,12 @@ def run(
         save_checkpoint(model, phase_a, torch.float32)
     else:
         load_weights(model, WeightSource("explicit", phase_a))
-    # Codebook from phase-A posterior means of the training shapes.
+    # Codebook from the per-scale residuals of phase-A posterior means of the training shapes.
     model.eval()
     points = torch.stack([dataset[i][0] for i in range(min(len(dataset), 512))])
-    model.quantizer.init_codebook(latent_statistics(model, points), torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        means = torch.cat([model.posterior(p)[0] for p in points.split(16)])
+    model.quantizer.init_codebook_per_scale(means, torch.Generator().manual_seed(0))
     model.train()
     train_config = TrainConfig(str(out_dir / "b"), steps=steps_b, batch_size=batch_size, lr=lr / 2, warmup_steps=50, ema_decay=0.995, save_every=500, log_every=25)
     trainer = Trainer(train_config, model, dataset, make_loss(config, True, train_config, deadline_b))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import os
 from pathlib import Path
@@ -20,7 +21,15 @@ from .core.weights import resolve_weights, weights_available
 logger = logging.getLogger(__name__)
 
 # Families register their ModelCards on import.
-FAMILIES = ("tok.tokenizers.flextok", "tok.tokenizers.vat")
+FAMILIES = (
+    "tok.tokenizers.flextok",
+    "tok.codecs.wavtokenizer",
+    "tok.codecs.xy_tokenizer",
+    "tok.tokenizers.tokenflow",
+    "tok.tokenizers.hieratok",
+    "tok.tokenizers.omnitokenizer",
+    "tok.tokenizers.vat",
+)
 
 
 def _register_families() -> None:
@@ -73,6 +82,17 @@ def default_output(path: Path, suffix: str, out_dir: str | os.PathLike | None) -
     return Path(out_dir) / target.name if out_dir is not None else target
 
 
+def check_options(method: Any, opts: dict[str, Any], model_name: str) -> None:
+    """Refuse family-specific options (e.g. `scales`, `steps`) that `method` does not take."""
+    accepted = inspect.signature(method).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        return
+    unknown = [k for k, v in opts.items() if v is not None and k not in accepted]
+    if unknown:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
+        raise TokError(f"model {model_name!r} does not take {flags}")
+
+
 def encode_files(
     tokenizer: Tokenizer,
     paths: list[Path],
@@ -84,11 +104,13 @@ def encode_files(
 ) -> Iterator[tuple[Path, Path]]:
     """Encode `paths` in batches, writing one .tok per input atomically; yields (input, output).
 
-    `opts` are the family's encode options (see its `encode`).
+    `opts` are family-specific encode options (e.g. HieraTok's `scales`); None values are dropped.
     """
     if len(paths) != len(outputs):
         raise ValueError("one output per input")
     tokenizer.check_num_tokens(num_tokens)
+    opts = {k: v for k, v in opts.items() if v is not None}
+    check_options(tokenizer.encode, opts, tokenizer.name)
     if num_tokens is not None:
         opts["num_tokens"] = num_tokens
     for start in range(0, len(paths), batch_size):
@@ -107,12 +129,13 @@ def encode_file(
     *,
     num_tokens: int | None = None,
     weights: str | os.PathLike | None = None,
+    **opts: Any,
 ) -> Path:
     """Encode one media file to a .tok file (default: the input's name with `.tok`)."""
     tokenizer = load(model, weights) if isinstance(model, str) else model
     (path,) = media_files([path], tokenizer.modality)
     output = Path(output) if output is not None else default_output(path, ".tok", None)
-    for _ in encode_files(tokenizer, [path], [output], num_tokens=num_tokens, batch_size=1):
+    for _ in encode_files(tokenizer, [path], [output], num_tokens=num_tokens, batch_size=1, **opts):
         pass
     return output
 
@@ -140,8 +163,10 @@ def decode_file(
     tokens = Tokens.load(path)
     tokenizer = model if model is not None else load(tokens.model, weights)
     tokenizer.check_tokens(tokens, origin=str(path))
-    output = Path(output) if output is not None else path.with_suffix(tokenizer.media_suffix)
+    opts = {k: v for k, v in opts.items() if v is not None}
+    check_options(tokenizer.decode, opts, tokenizer.name)
     source = tokens.sources[0] if tokens.sources else None
+    output = Path(output) if output is not None else path.with_suffix(tokenizer.output_suffix(source))
     return tokenizer.write_media(decode_tokens(tokenizer, tokens, **opts)[0], output, source)
 
 

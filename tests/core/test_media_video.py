@@ -4,7 +4,14 @@ import pytest
 import torch
 
 from tok.core import TokError
-from tok.core.media import MEDIA_EXTENSIONS, fit_frames, list_media, read_video, write_video, write_image
+from tok.core.media import (
+    MEDIA_EXTENSIONS,
+    fit_frames,
+    list_media,
+    read_video,
+    write_image,
+    write_video,
+)
 
 
 def ramp_video(frames: int = 12, height: int = 32, width: int = 48) -> torch.Tensor:

@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from tok.core.quantize import FSQQuantizer, HierarchicalVQQuantizer, ResidualVQQuantizer, VQQuantizer
+from tok.core import TokError
+from tok.core.quantize import (
+    FSQQuantizer,
+    HierarchicalVQQuantizer,
+    Quantizer,
+    ResidualVQQuantizer,
+    VQQuantizer,
+)
 
 
 def test_fsq_flextok_ids():
@@ -45,3 +52,32 @@ def test_hierarchical_vq_scales():
     out = q(torch.randn(2, 4, 4, 8))
     assert [tuple(i.shape) for i in out.ids] == [(2, 1, 1), (2, 2, 2), (2, 4, 4)]
     torch.testing.assert_close(q.ids_to_codes(out.ids), out.z_q, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("levels", [(8, 5, 5), (3, 4), (8, 8, 8, 5, 5, 5)])
+@pytest.mark.parametrize("k", [1, 5, 13])
+def test_fsq_lattice_neighbours_equal_the_brute_force_search(levels, k):
+    q = FSQQuantizer(levels)
+    k = min(k, q.vocab_size - 1)
+    g = torch.Generator().manual_seed(k)
+    ids = torch.randint(0, q.vocab_size, (3, 40), generator=g)
+    ids[0, :2] = torch.tensor([0, q.vocab_size - 1])  # lattice corners
+    fast = q.neighbours(ids, k)
+    assert fast.shape == (3, 40, k)
+    assert torch.equal(fast[..., 0], ids)  # the code itself comes first
+    assert torch.equal(fast, Quantizer.neighbours(q, ids, k))
+    # Nearest first: distances never decrease along the last axis.
+    codes = q.ids_to_codes(fast.reshape(1, -1)).reshape(*fast.shape, len(levels))
+    d = (codes - codes[..., :1, :]).norm(dim=-1)
+    assert (d.diff(dim=-1) >= -1e-6).all()
+
+
+def test_vq_neighbours_are_nearest_codebook_entries():
+    q = VQQuantizer(4, 16).eval()
+    ids = torch.arange(16)[None]
+    nb = q.neighbours(ids, 3)
+    codebook = q.codebook()
+    expected = torch.cdist(codebook, codebook).argsort(dim=1)[:, :3]
+    assert torch.equal(nb[0], expected)
+    with pytest.raises(TokError, match="1..16"):
+        q.neighbours(ids, 17)

@@ -108,8 +108,10 @@ def test_interrupted_encoding_resumes_with_every_item_once(tmp_path, photo_class
     assert manifest.num_items == 7 and len(ds) == 7
     assert stored_paths(out) == sorted(f"{c}/{i}.png" for c, n in (("cats", 4), ("dogs", 3)) for i in range(n))
     assert not (out / ".pending").exists() and not list(out.glob(".*.part*"))
-    encode_dataset(photo_classes, tiny, tmp_path / "fresh", num_tokens=4, shard_size=7)
+    # Two worker threads, one item per shard: the same ids for every path.
+    encode_dataset(photo_classes, tiny, tmp_path / "fresh", num_tokens=4, shard_size=1, workers=2)
     reference = TokenDataset(tmp_path / "fresh")
+    assert len(reference) == 7 and len(reference.manifest.shards) == 7
     for i, path in enumerate(ds.paths):
         assert torch.equal(ds[i][0][0], reference[reference.paths.index(path)][0][0])
     # A second run has nothing left to do.

@@ -27,7 +27,7 @@ def test_psnr_matches_skimage_and_known_value():
 @pytest.mark.parametrize("opts", [{}, {"data_range": 2.0}, {"gaussian": True}])
 def test_ssim_matches_skimage(opts):
     a, b = _pair(1)
-    sk = dict(channel_axis=-1, data_range=opts.get("data_range", 1.0))
+    sk = {"channel_axis": -1, "data_range": opts.get("data_range", 1.0)}
     if opts.get("gaussian"):
         sk.update(gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
     expected = np.mean(

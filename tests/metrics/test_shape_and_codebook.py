@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from tok.core import TokenLayout, TokError, Tokens
+from tok.core import TokenLayout, Tokens, TokError
 from tok.metrics import codebook, shape
 
 

@@ -9,7 +9,7 @@ import click
 from tqdm.auto import tqdm
 
 
-def encode_dataset_command(inputs, tokenizer, dataset: Path, num_tokens, batch_size: int, shard_size: int) -> None:
+def encode_dataset_command(inputs, tokenizer, dataset: Path, num_tokens, batch_size: int, shard_size: int, workers: int = 1) -> None:
     """The `--dataset` mode of `tok encode`: one folder -> one resumable token dataset."""
     from ..generators.data import class_folders, encode_dataset
 
@@ -18,7 +18,7 @@ def encode_dataset_command(inputs, tokenizer, dataset: Path, num_tokens, batch_s
     total = len(class_folders(Path(inputs[0]), tokenizer.modality)[0])
     bar = tqdm(total=total, desc=f"encode dataset ({tokenizer.name})", unit="item")
     try:
-        manifest = encode_dataset(inputs[0], tokenizer, dataset, num_tokens=num_tokens, batch_size=batch_size, shard_size=shard_size, progress=bar.update)
+        manifest = encode_dataset(inputs[0], tokenizer, dataset, num_tokens=num_tokens, batch_size=batch_size, shard_size=shard_size, workers=workers, progress=bar.update)
     finally:
         bar.close()
     classes = f", {len(manifest.classes)} classes" if manifest.classes else ", unconditional"

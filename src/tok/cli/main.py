@@ -115,6 +115,7 @@ def _outputs(inputs: list[Path], output: Path | None, out_dir: Path | None, suff
 @click.option("-m", "--model", "model_name", required=True, help="Model name or alias (see `tok models`).")
 @click.option("--weights", type=click.Path(path_type=Path), help="Weights file or folder instead of the zoo's.")
 @click.option("-n", "--tokens", "num_tokens", type=int, help="Tokens per item (FlexTok: 1..256; default all).")
+@click.option("--scales", type=int, help="Keep only the first K scales (multi-scale models such as HieraTok; default all).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output .tok file (one input only).")
 @click.option("--out-dir", type=click.Path(path_type=Path), help="Folder for the .tok files.")
 @click.option("-b", "--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
@@ -122,26 +123,28 @@ def _outputs(inputs: list[Path], output: Path | None, out_dir: Path | None, suff
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose .tok output already exists (resume a folder run).")
 @click.option("--dataset", type=click.Path(path_type=Path), help="Write one token dataset (for `tok train-ar`) instead of .tok files; resumable.")
 @click.option("--shard-size", type=click.IntRange(min=1), default=256, show_default=True, help="Items per dataset shard.")
-def encode(inputs, model_name, weights, num_tokens, output, out_dir, batch_size, device, skip_existing, dataset, shard_size) -> None:
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Shards encoded at once (--dataset).")
+def encode(inputs, model_name, weights, num_tokens, scales, output, out_dir, batch_size, device, skip_existing, dataset, shard_size, workers) -> None:
     """Encode media files (or every supported file in a folder) to .tok files.
 
     With --dataset OUT, encode one folder (class labels from its sub-folders) into a token dataset.
     """
-    from ..api import encode_files, load, media_files
+    from ..api import check_options, encode_files, load, media_files
 
     tokenizer = load(model_name, weights, device)
     tokenizer.check_num_tokens(num_tokens)
+    check_options(tokenizer.encode, {"scales": scales}, tokenizer.name)
     if dataset is not None:
         from .generate import encode_dataset_command
 
-        return encode_dataset_command(inputs, tokenizer, dataset, num_tokens, batch_size, shard_size)
+        return encode_dataset_command(inputs, tokenizer, dataset, num_tokens, batch_size, shard_size, workers)
     paths = media_files(list(inputs), tokenizer.modality)
     outputs = _outputs(paths, output, out_dir, ".tok")
     if skip_existing:
         pairs = [(p, o) for p, o in zip(paths, outputs) if not o.exists()]
         paths, outputs = [p for p, _ in pairs], [o for _, o in pairs]
     progress = tqdm(total=len(paths), desc=f"encode ({tokenizer.name})", unit="file", disable=len(paths) < 2)
-    for _, out in encode_files(tokenizer, paths, outputs, num_tokens=num_tokens, batch_size=batch_size):
+    for _, out in encode_files(tokenizer, paths, outputs, num_tokens=num_tokens, batch_size=batch_size, scales=scales):
         progress.update(1)
         if len(paths) < 2:
             click.echo(str(out))
@@ -158,21 +161,24 @@ def encode(inputs, model_name, weights, num_tokens, output, out_dir, batch_size,
 @click.option("--weights", type=click.Path(path_type=Path), help="Weights file or folder instead of the zoo's.")
 @click.option("--steps", type=int, help="Flow steps (FlexTok; default from the model).")
 @click.option("--guidance", type=float, help="Classifier-free guidance scale (FlexTok; 1 = off).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the decoder's initial noise.")
+@click.option("--seed", type=int, help="Seed of the decoder's initial noise (FlexTok; default 0).")
+@click.option("--scales", type=int, help="Decode only the first K scales (multi-scale models such as HieraTok).")
 @click.option("--device", help="torch device (default: cuda if available).")
-def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, device) -> None:
+def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, scales, device) -> None:
     """Decode .tok files back to media."""
     from ..api import decode_file, load
     from ..core.tokens import read_header
 
     # Reading the headers is cheap (decode_file reads and validates the whole file later).
-    names = [read_header(path)["model"] for path in files]
+    headers = [read_header(path) for path in files]
+    names = [header["model"] for header in headers]
     for path, name in zip(files, names):
         if model_name is not None and model_name != name:
             raise TokError(f"{path}: tokens were made by model {name!r}, not {model_name!r}")
     loaded = {name: load(name, weights, device) for name in dict.fromkeys(names)}
-    outputs = _outputs(list(files), output, out_dir, [loaded[name].media_suffix for name in names])
-    opts = {k: v for k, v in {"steps": steps, "guidance": guidance, "seed": seed}.items() if v is not None}
+    suffixes = [loaded[name].output_suffix((header.get("sources") or [None])[0]) for name, header in zip(names, headers)]
+    outputs = _outputs(list(files), output, out_dir, suffixes)
+    opts = {k: v for k, v in {"steps": steps, "guidance": guidance, "seed": seed, "scales": scales}.items() if v is not None}
     for path, name, out in tqdm(list(zip(files, names, outputs)), desc="decode", unit="file", disable=len(files) < 2):
         click.echo(str(decode_file(path, out, model=loaded[name], **opts)))
 
@@ -195,7 +201,8 @@ def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, d
 @click.option("--lpips-weight", type=float, default=0.1, show_default=True, help="0 turns LPIPS off (needs torchvision VGG weights).")
 @click.option("--gan-weight", type=float, default=0.0, show_default=True, help="Hinge GAN weight for the VAE (0 = off).")
 @click.option("--l2-weight", type=float, default=1.0, show_default=True)
-def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_batch_size, vae_crop, vae_full_steps, lr, vae_lr, time_shift, precision, lpips_weight, gan_weight, l2_weight) -> None:
+@click.option("--max-minutes", type=float, help="Wall-clock cap (audio codecs, HieraTok): stop and save after the step that crosses it.")
+def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_batch_size, vae_crop, vae_full_steps, lr, vae_lr, time_shift, precision, lpips_weight, gan_weight, l2_weight, max_minutes) -> None:
     """Train a tokenizer from scratch on a folder of media; resumes from OUT if it exists.
 
     Multi-GPU / multi-node: `accelerate launch -m tok.cli.main train ...`.
@@ -205,6 +212,20 @@ def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_ba
 
     list_models()
     card = zoo.get_card(model_name)
+    if card.family == "wavtokenizer":
+        from ..training.wavtokenizer import train_from_cli
+
+        click.echo(f"wrote {train_from_cli(card, data, out_dir, steps, batch_size, lr, precision, gan_weight, max_minutes)}")
+        return
+    if card.family == "hieratok":
+        from ..training.hieratok import HieraTokLossWeights
+        from ..training.hieratok import run as run_hieratok
+
+        weights = HieraTokLossWeights(l1=1.0, l2=l2_weight, lpips=lpips_weight, gan=gan_weight, disc_start=steps // 2)
+        max_seconds = max_minutes * 60 if max_minutes is not None else None
+        path = run_hieratok(card.builder(card), data, out_dir, steps=steps, batch_size=batch_size, lr=lr, weights=weights, max_seconds=max_seconds, mixed_precision=precision)
+        click.echo(f"wrote {path}")
+        return
     if card.family != "flextok":
         raise TokError(f"training {card.family} models is not supported yet")
     from ..training.flextok import VAELossWeights, run

@@ -57,6 +57,39 @@ class Quantizer(nn.Module):
     def ids_to_codes(self, ids: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def codebook(self) -> Tensor:
+        """All codes (vocab_size, dim), row i the code of id i (single-codebook quantizers)."""
+        ids = torch.arange(self.vocab_size, device=_device_of(self))
+        return self.ids_to_codes(ids[None])[0]
+
+    @torch.no_grad()
+    def neighbours(self, ids: Tensor, k: int) -> Tensor:
+        """ids (...) -> (..., k): the k codebook entries nearest (Euclidean, in code space) to each
+        id's code, nearest first; entry 0 is the id itself. Ties go to the smaller id.
+
+        Brute force over the codebook in chunks; FSQ overrides this with a lattice search."""
+        _check_k(k, self.vocab_size)
+        codes = self.codebook().double()
+        flat = ids.reshape(-1).long().to(codes.device)
+        out = []
+        for start in range(0, flat.numel(), 1024):
+            d2 = torch.cdist(codes[flat[start : start + 1024]], codes).pow(2)
+            # Rounded so that float noise cannot reorder exact ties; stable sort keeps id order.
+            order = torch.sort(torch.round(d2 * 1e9), dim=1, stable=True).indices
+            out.append(order[:, :k])
+        return torch.cat(out).reshape(*ids.shape, k).to(ids.device)
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    for tensor in (*module.parameters(), *module.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _check_k(k: int, vocab_size: int) -> None:
+    if not 1 <= k <= vocab_size:
+        raise TokError(f"number of neighbours must lie in 1..{vocab_size}, got {k}")
+
 
 class FSQQuantizer(Quantizer):
     """Finite scalar quantization (Mentzer et al., arXiv 2309.15505) over `vector_quantize_pytorch.FSQ`.
@@ -86,6 +119,44 @@ class FSQQuantizer(Quantizer):
 
     def ids_to_codes(self, ids: Tensor) -> Tensor:
         return self.fsq.indices_to_codes(ids)
+
+    @torch.no_grad()
+    def neighbours(self, ids: Tensor, k: int) -> Tensor:
+        """The k nearest lattice points (same contract as `Quantizer.neighbours`), without
+        scanning the codebook: candidates are the digit offsets no farther than the k-th nearest
+        point seen from a lattice corner, which has the fewest points within any radius."""
+        _check_k(k, self.vocab_size)
+        levels = torch.tensor(self.levels)
+        basis = torch.cumprod(torch.cat([torch.ones(1, dtype=torch.long), levels[:-1]]), 0)
+        # Code-space step of one digit in each dimension (FSQ codes are evenly spaced per dim).
+        probe = torch.cat([torch.zeros(1, dtype=torch.long), basis])[None].to(_device_of(self))
+        codes = self.ids_to_codes(probe)[0].double().cpu()  # id 0, then one step in each dimension
+        step = (codes[1:] - codes[0]).diagonal()
+
+        def grid(ranges: list[Tensor]) -> Tensor:
+            return torch.cartesian_prod(*ranges).reshape(-1, len(ranges))
+
+        def key(offsets: Tensor) -> Tensor:
+            # Sort key: squared distance (rounded against float noise), then the id change.
+            d2 = torch.round((offsets.double() * step).pow(2).sum(1) * 1e9)
+            return d2 * (2 * self.vocab_size) + (offsets * basis).sum(1) + self.vocab_size
+
+        corner = grid([torch.arange(n) for n in self.levels])  # offsets valid from digit 0 everywhere
+        radius2 = torch.round((corner.double() * step).pow(2).sum(1) * 1e9).kthvalue(k).values
+        reach = [min(n - 1, int((float(radius2) / 1e9) ** 0.5 / float(s) + 1e-9)) for n, s in zip(self.levels, step)]
+        offsets = grid([torch.arange(-r, r + 1) for r in reach])
+        offsets = offsets[torch.round((offsets.double() * step).pow(2).sum(1) * 1e9) <= radius2]
+        offsets = offsets[torch.argsort(key(offsets))]  # (M, D), nearest first
+
+        flat = ids.reshape(-1).long().cpu()
+        digits = (flat[:, None] // basis) % levels  # (T, D)
+        moved = digits[:, None, :] + offsets[None]  # (T, M, D)
+        valid = ((moved >= 0) & (moved < levels)).all(-1)
+        # First k valid candidates per token, keeping the sorted order.
+        rank = torch.where(valid, torch.arange(offsets.shape[0]), offsets.shape[0] + torch.arange(offsets.shape[0]))
+        pick = torch.argsort(rank, dim=1)[:, :k]
+        chosen = torch.gather(moved, 1, pick[..., None].expand(-1, -1, len(self.levels)))
+        return (chosen * basis).sum(-1).reshape(*ids.shape, k).to(ids.device)
 
 
 class VQQuantizer(Quantizer):
@@ -126,10 +197,14 @@ class ResidualVQQuantizer(Quantizer):
         # The library's channel-first and image paths are broken in 1.32.0: always feed (B, N, D).
         self.rvq = ResidualVQ(dim=dim, num_quantizers=num_quantizers, codebook_size=codebook_size, **kwargs)
 
-    def forward(self, z: Tensor) -> QuantizerOutput:
+    def forward(self, z: Tensor, mask: Tensor | None = None) -> QuantizerOutput:
+        """mask: optional boolean (B, ...) over positions, False on padding: padded positions
+        stay out of the losses, the EMA statistics and k-means (their ids are meaningless)."""
         self.check_input(z)
         flat, packed_shape = pack([z], "b * d")
-        z_q, ids, losses = self.rvq(flat)  # ids (B, N, Q)
+        if mask is not None:
+            mask, _ = pack([mask], "b *")
+        z_q, ids, losses = self.rvq(flat, mask=mask)  # ids (B, N, Q)
         (z_q,) = unpack(z_q, packed_shape, "b * d")
         (ids,) = unpack(rearrange(ids, "b n q -> b q n"), packed_shape, "b q *")
         return QuantizerOutput(z_q, ids.long(), losses.sum())

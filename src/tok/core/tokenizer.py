@@ -101,6 +101,11 @@ class Tokenizer(nn.Module):
         """The file suffix `tok decode` writes by default."""
         return DEFAULT_SUFFIXES[self.modality]
 
+    def output_suffix(self, source: dict[str, Any] | None) -> str:
+        """The suffix `tok decode` writes for tokens of this source (families that take several
+        kinds of media, such as a video model fed images, choose per source)."""
+        return self.media_suffix
+
     def check_num_tokens(self, num_tokens: int | None) -> int | None:
         """Validate a requested token count; families with a flexible length override this."""
         if num_tokens is not None:

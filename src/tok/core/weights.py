@@ -10,6 +10,7 @@ import functools
 import hashlib
 import logging
 import os
+import pickle
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,7 +133,7 @@ def _read_cached(path: str, mtime_ns: int, size: int) -> dict[str, Tensor]:
             if not isinstance(obj, dict):
                 raise TokError(f"{path}: expected a state dict, found {type(obj).__name__}")
             return obj
-    except (SafetensorError, OSError, RuntimeError, ValueError, EOFError) as e:
+    except (SafetensorError, OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
         raise TokError(f"{path}: cannot read weights ({type(e).__name__}: {str(e).splitlines()[0]})") from None
     raise TokError(f"{path}: unsupported weights format {suffix!r} (use .safetensors, .ckpt or .pt)")
 
@@ -148,7 +149,13 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
 
 def load_strict(module: nn.Module, state_dict: dict[str, Tensor], source: str | os.PathLike) -> None:
     """Copy `state_dict` into `module`; any missing, unexpected or mis-shaped key is a TokError."""
-    own = module.state_dict()
+    check_keys(module.state_dict(), state_dict, source)
+    module.load_state_dict(state_dict, strict=True)
+
+
+def check_keys(own: dict[str, Tensor], state_dict: dict[str, Tensor], source: str | os.PathLike) -> None:
+    """Raise a TokError naming the keys of `state_dict` that are missing from, unexpected in or
+    shaped differently from `own` (a model's state dict, possibly under a checkpoint's key names)."""
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
     mismatched = [k for k in own.keys() & state_dict.keys() if own[k].shape != state_dict[k].shape]
@@ -168,7 +175,6 @@ def load_strict(module: nn.Module, state_dict: dict[str, Tensor], source: str | 
         )
     if problems:
         raise TokError(f"{source}: weights do not fit the model: " + "; ".join(problems))
-    module.load_state_dict(state_dict, strict=True)
 
 
 def file_digest(path: str | os.PathLike) -> str:

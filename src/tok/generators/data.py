@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,12 +207,14 @@ def encode_dataset(
     num_tokens: int | None = None,
     batch_size: int = 8,
     shard_size: int = 256,
+    workers: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> Manifest:
     """Encode every media file of `folder` with `tokenizer` into the token dataset `out`.
 
-    Resumes a dataset that was interrupted; `progress(n)` is called with the number of items
-    finished (already stored items count at the start).
+    Resumes a dataset that was interrupted. `workers` threads encode different shards at once
+    (torch releases the GIL in its kernels); shards are committed in order by the calling thread.
+    `progress(n)` is called with the number of items finished (stored items count at the start).
     """
     from ..api import encode_files
 
@@ -230,19 +233,33 @@ def encode_dataset(
     if progress:
         progress(len(rel) - len(todo))
     pending = root / ".pending"
-    for start in range(0, len(todo), shard_size):
-        chunk = todo[start : start + shard_size]
+    chunks = [todo[start : start + shard_size] for start in range(0, len(todo), shard_size)]
+
+    def encode_chunk(number: int, chunk: list[int]) -> Tokens:
         # The public API writes one .tok per item; the shard is assembled from them.
-        shutil.rmtree(pending, ignore_errors=True)
-        pending.mkdir(parents=True)
-        outputs = [pending / f"{n:06d}.tok" for n in range(len(chunk))]
+        folder = pending / f"{number:05d}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        outputs = [folder / f"{n:06d}.tok" for n in range(len(chunk))]
         for _ in encode_files(tokenizer, [files[i] for i in chunk], outputs, num_tokens=num_tokens, batch_size=batch_size):
             if progress:
                 progress(1)
         tokens = Tokens.cat([Tokens.load(p) for p in outputs])
+        shutil.rmtree(folder)
+        return tokens
+
+    def commit(chunk: list[int], tokens: Tokens) -> None:
         if writer.manifest is None:
             writer.start(tokens, classes, options)
         writer.write_shard(tokens, [labels[i] for i in chunk], [rel[i] for i in chunk])
+
+    if workers > 1 and len(chunks) > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            for chunk, tokens in zip(chunks, pool.map(encode_chunk, range(len(chunks)), chunks)):
+                commit(chunk, tokens)
+    else:
+        for number, chunk in enumerate(chunks):
+            commit(chunk, encode_chunk(number, chunk))
     shutil.rmtree(pending, ignore_errors=True)
     if writer.manifest is None:
         raise TokError(f"{folder}: nothing to encode")

@@ -237,7 +237,8 @@ class GPT(nn.Module):
                 allowed += f" ({self.null_class} = unconditional)"
             raise TokError(f"class label out of range: got {labels.tolist()}, the model takes {allowed}")
 
-    def forward(self, ids: Tensor, labels: Tensor, start: int = 0, cache: KVCache | None = None) -> Tensor:
+    def forward(self, ids: Tensor, labels: Tensor, start: int = 0, cache: KVCache | None = None, last: int | None = None) -> Tensor:
+        """`last`: return logits of the last `last` steps only (sampling without a cache)."""
         batch, length, width = ids.shape
         end = start + length
         if width != self.width or end > self.pattern.length:
@@ -252,6 +253,8 @@ class GPT(nn.Module):
         cos, sin = self.rope_cos[start:end], self.rope_sin[start:end]
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, mask, causal, cache, i, start)
+        if last is not None:
+            x, length = x[:, length - last :], last
         logits = self.output(self.norm(x))
         return logits.view(batch, length, self.width, self.vocab_size)
 

@@ -121,7 +121,7 @@ def sample(
         ids = pattern.inputs(seq, first, end)
         if guided:
             ids = torch.cat([ids, ids])
-        logits = model(ids, run_labels, start=first, cache=cache)[:, start - first :]  # (B', l, Q, V)
+        logits = model(ids, run_labels, start=first, cache=cache, last=end - start)  # (B', l, Q, V)
         if guided:
             cond, uncond = logits.float().chunk(2)
             logits = uncond + options.cfg * (cond - uncond)

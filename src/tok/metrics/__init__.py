@@ -5,9 +5,16 @@ over the batch) plus a `*_per_image` / `*_per_item` form returning the per-item 
 """
 
 from .audio import mel_distance, pesq, si_sdr, stoi
-from .codebook import CodebookStats, bits_per_pixel, bits_per_second, codebook_usage, perplexity
+from .codebook import (
+    CodebookStats,
+    bits_per_pixel,
+    bits_per_second,
+    codebook_usage,
+    perplexity,
+)
 from .image import LPIPS, lpips, psnr, ssim
 from .shape import chamfer_distance, f_score, volumetric_iou
+from .video import fvd, video_psnr, video_ssim
 
 __all__ = [
     "LPIPS",
@@ -17,6 +24,7 @@ __all__ = [
     "chamfer_distance",
     "codebook_usage",
     "f_score",
+    "fvd",
     "lpips",
     "mel_distance",
     "perplexity",
@@ -25,5 +33,7 @@ __all__ = [
     "si_sdr",
     "ssim",
     "stoi",
+    "video_psnr",
+    "video_ssim",
     "volumetric_iou",
 ]

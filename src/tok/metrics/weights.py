@@ -128,17 +128,69 @@ def _download(spec: MetricWeights) -> Path:
     logger.info("downloading %s from %s", spec.filename, spec.url)
     try:
         torch.hub.download_url_to_file(spec.url, str(target), progress=False)
-    except Exception as e:  # network errors of every kind are user-facing here
+    except Exception as e:  # noqa: BLE001 - network errors of every kind are user-facing here
         raise TokError(f"could not download {spec.filename} from {spec.url} ({type(e).__name__}: {e}); put the file at {target}") from None
     return target
 
 
-def load_state_dict_safely(path: str | os.PathLike, what: str) -> dict[str, torch.Tensor]:
-    """torch.load(weights_only=True): a pickle with code in it is refused, with the file named."""
+class _Opaque:
+    """Stands in for any class a checkpoint names outside torch's allowlist (e.g. the Hydra config
+    in a Lightning checkpoint): it records nothing and runs no code of that class."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+    def __setitem__(self, key, value):
+        pass
+
+    def append(self, value):
+        pass
+
+    def extend(self, values):
+        pass
+
+
+class _LenientPickle:
+    """A `pickle_module` for torch.load: torch's weights-only allowlist, everything else `_Opaque`."""
+
+    import pickle as _pickle
+
+    class Unpickler(_pickle.Unpickler):
+        def find_class(self, module: str, name: str):
+            from torch._weights_only_unpickler import _get_allowed_globals
+
+            allowed = _get_allowed_globals()
+            if f"{module}.{name}" in allowed:
+                return allowed[f"{module}.{name}"]
+            return _Opaque
+
+    load = staticmethod(_pickle.load)
+    __name__ = "tok_lenient_pickle"
+
+
+def load_state_dict_safely(path: str | os.PathLike, what: str, state_dict_key: str | None = None) -> dict[str, torch.Tensor]:
+    """torch.load(weights_only=True): a pickle with code in it is refused, with the file named.
+
+    With `state_dict_key` (Lightning checkpoints: "state_dict"), a checkpoint whose other entries
+    name foreign classes is still read: those classes are replaced by inert stand-ins and only
+    the tensors under that key are kept."""
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # unpickling errors come in many types
-        raise TokError(f"{path}: cannot read {what} weights safely ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    except Exception as e:  # noqa: BLE001 - unpickling errors come in many types
+        obj = None
+        if state_dict_key is not None:
+            try:
+                whole = torch.load(str(path), map_location="cpu", weights_only=False, pickle_module=_LenientPickle)
+                obj = whole[state_dict_key] if isinstance(whole, dict) and isinstance(whole.get(state_dict_key), dict) else None
+                if obj is not None and not all(isinstance(v, torch.Tensor) for v in obj.values()):
+                    obj = None
+            except Exception:  # noqa: BLE001
+                obj = None
+        if obj is None:
+            raise TokError(f"{path}: cannot read {what} weights safely ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     if not isinstance(obj, dict):
         raise TokError(f"{path}: expected a state dict of {what} weights, found {type(obj).__name__}")
     return obj

@@ -88,3 +88,39 @@ class VAELossWeights:
 def kl_divergence(mean: Tensor, logvar: Tensor) -> Tensor:
     """KL(N(mean, exp(logvar)) || N(0, I)), summed over latent elements, averaged over the batch."""
     return 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).flatten(1).sum(1).mean()
+
+
+class PatchDiscriminator3D(nn.Module):
+    """The 3D PatchGAN of video tokenizers (TATS, OmniTokenizer's `video_discriminator`) over
+    (B, C, T, H, W), one logit per space-time patch. Time is halved once only (3-frame kernels
+    afterwards), so short clips such as 1 + 4k frames fit."""
+
+    def __init__(self, channels: int = 3, width: int = 64, layers: int = 3):
+        super().__init__()
+        blocks: list[nn.Module] = [nn.Conv3d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2)]
+        dim = width
+        for i in range(1, layers + 1):
+            out = width * min(2**i, 8)
+            stride = (1, 2, 2) if i < layers else 1
+            blocks += [nn.Conv3d(dim, out, (3, 4, 4), stride, 1), nn.GroupNorm(min(32, out // 4), out), nn.LeakyReLU(0.2)]
+            dim = out
+        blocks.append(nn.Conv3d(dim, 1, (3, 4, 4), 1, 1))
+        self.net = nn.Sequential(*blocks)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+def discriminator_features(discriminator: nn.Module, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+    """(logits, activations after each LeakyReLU) of a PatchDiscriminator(3D), for feature matching."""
+    features = []
+    for layer in discriminator.net:
+        x = layer(x)
+        if isinstance(layer, nn.LeakyReLU):
+            features.append(x)
+    return x, features
+
+
+def feature_matching_loss(real_features: list[Tensor], fake_features: list[Tensor]) -> Tensor:
+    """Mean L1 between discriminator activations of real and reconstructed inputs (pix2pixHD)."""
+    return sum(F.l1_loss(fake, real.detach()) for real, fake in zip(real_features, fake_features)) / len(real_features)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -52,6 +53,27 @@ class TrainConfig:
     # "auto": bf16 autocast on GPU, fp32 on CPU; "bf16" also on CPU (about 1.6x faster convs
     # on CPUs with AVX-512 bf16); "no": fp32 everywhere.
     mixed_precision: str = "auto"
+    # Stop (and save) once this many seconds of training have passed in this run; None = no cap.
+    max_seconds: float | None = None
+    # Learning rate after warm-up: "constant", or "cosine" down to 10 % at `steps` or at
+    # `max_seconds`, whichever comes first (so a time-capped run on a busy machine still decays).
+    lr_decay: str = "constant"
+
+
+def lr_factor(config: TrainConfig, step: int, time_fraction: float = 0.0) -> float:
+    """Multiplier of the base learning rate: linear warm-up, then constant or cosine decay.
+
+    `time_fraction`: elapsed share of `max_seconds`; the cosine follows whichever of steps and
+    time is further along.
+    """
+    warmup = min(1.0, (step + 1) / max(1, config.warmup_steps))
+    if config.lr_decay == "constant":
+        return warmup
+    if config.lr_decay != "cosine":
+        raise ValueError(f"unknown lr_decay {config.lr_decay!r}; expected constant or cosine")
+    step_fraction = max(0, step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    progress = min(1.0, max(step_fraction, time_fraction))
+    return warmup * (0.1 + 0.45 * (1 + math.cos(math.pi * progress)))
 
 
 class _Counter:
@@ -91,7 +113,8 @@ class Trainer:
         set_seed(config.seed)
         params = parameters if parameters is not None else [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, config.warmup_steps)))
+        self._start_time: float | None = None
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(config, s, self.time_fraction()))
         loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True, num_workers=config.num_workers)
         if len(loader) == 0:
             raise ValueError(f"dataset of {len(dataset)} items is smaller than one batch of {config.batch_size}")
@@ -104,6 +127,12 @@ class Trainer:
         self.ema = EMA(self.accelerator.unwrap_model(self.model), config.ema_decay)
         self.counter = _Counter()
         self.accelerator.register_for_checkpointing(self.ema, self.counter)
+
+    def time_fraction(self) -> float:
+        """Elapsed share of `max_seconds` in this run (0 without a cap or before `fit`)."""
+        if self.config.max_seconds is None or self._start_time is None:
+            return 0.0
+        return min(1.0, (time.monotonic() - self._start_time) / max(self.config.max_seconds, 1e-9))
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -140,8 +169,13 @@ class Trainer:
         running: dict[str, float] = {}
         self.model.train()
         batches = self._batches()
+        self._start_time = time.monotonic()
         try:
             while self.counter.step < cfg.steps:
+                if cfg.max_seconds is not None and time.monotonic() - self._start_time > cfg.max_seconds:
+                    logger.info("stopping at step %d: time cap of %.0f s reached", self.counter.step, cfg.max_seconds)
+                    self.save()
+                    break
                 batch = next(batches)
                 step = self.counter.step
                 losses = self.loss_fn(self.model, batch, step)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from ..errors import TokError
 from .audio import AUDIO_EXTENSIONS, AudioInfo, list_audio, read_audio, write_audio
-from .listing import list_files
 from .image import IMAGE_EXTENSIONS, ImageInfo, list_images, read_image, resize_shorter_side, write_image
+from .listing import list_files
 from .shape import SHAPE_EXTENSIONS
 from .video import VIDEO_EXTENSIONS, VideoInfo, fit_frames, list_videos, read_video, write_video
 

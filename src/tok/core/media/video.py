@@ -69,7 +69,7 @@ class _Picker:
 
     def next_index(self) -> int:
         if self.step is not None:  # target fps: the frame nearest to the k-th grid time
-            return self.start + int(math.floor(self.count * self.step + 0.5))
+            return self.start + math.floor(self.count * self.step + 0.5)
         return self.start + self.count * self.stride
 
     def full(self) -> bool:

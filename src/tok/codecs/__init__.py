@@ -1,0 +1,1 @@
+"""Audio codecs: one family per folder (wavtokenizer, xy_tokenizer)."""

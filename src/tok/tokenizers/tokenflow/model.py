@@ -1,0 +1,301 @@
+"""TokenFlow: a dual-codebook multi-scale image tokenizer.
+
+Qu, Zhang, Liu et al., "TokenFlow: Unified Image Tokenizer for Multimodal Understanding and
+Generation", arXiv 2412.03069 (CVPR 2025). Official code: ByteVisionLab/TokenFlow @ 9812da0
+(tokenflow/tokenizer/vq_model.py). Attribute names follow the official `TokenFlow` module, so
+the released `.pt` state dicts load key by key.
+
+Data flow (x in [-1, 1]):
+    semantic: encoder_vqkd(x) -> encode_task_layer -> (B, 32, g, g)
+    pixel:    encoder(x) -> quant_conv -> (B, 8, g, g)
+    h = concat (40 channels) -> multi-scale residual VQ with the shared-index dual codebook -> f_hat
+    decode: f_hat[:32] -> decoder_vqkd -> decode_task_layer (semantic features, for distillation)
+            f_hat[32:] -> post_quant_conv -> decoder (image)
+
+Model quirks kept for checkpoint parity:
+- B (clipb_224) feeds the CLIP tower raw [-1, 1] pixels (no CLIP normalisation; `scaling_layer`
+  is None); XL maps [-1, 1] to SigLIP's mean/std 0.5 through `scaling_layer` buffers.
+- B runs at 256 with the CLIP position embeddings (made for 224) interpolated at run time.
+- XL's pixel CNN works at 432 = 16 * 27 px: the input is bicubic-resized up and the output back
+  to 384.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from ...core import Tokenizer, TokenizerOutput, TokenLayout, Tokens, TokError
+from ...core.media import resize_shorter_side
+from ...core.quantize import (
+    MultiScaleOutput,
+    bicubic_upsample,
+    flatten_scale_ids,
+    multi_scale_residual_quantize,
+    split_scale_ids,
+)
+from .config import TokenFlowConfig
+from .pixel import Decoder, Encoder
+from .quantizer import DualCodebookQuantizer
+from .semantic import CLIPVisionTower, SemanticDecoder, SiglipVisionTower
+
+
+class ScalingLayer(nn.Module):
+    """[-1, 1] pixels -> the semantic tower's normalisation ((x01 - shift) / scale)."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]):
+        super().__init__()
+        self.register_buffer("shift", torch.tensor(mean)[None, :, None, None])
+        self.register_buffer("scale", torch.tensor(std)[None, :, None, None])
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = ((x + 1.0) * 127.5).clamp(0, 255.0) / 255.0
+        return (x - self.shift) / self.scale
+
+
+def task_layer(dim_in: int, dim_out: int) -> nn.Sequential:
+    """Linear -> Tanh -> Linear (keys `.0.*` and `.2.*`)."""
+    layer = nn.Sequential(nn.Linear(dim_in, dim_in), nn.Tanh(), nn.Linear(dim_in, dim_out))
+    for m in (layer[0], layer[2]):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        nn.init.zeros_(m.bias)
+    return layer
+
+
+@dataclass
+class TokenFlowOutput(TokenizerOutput):
+    """Training output: recon (B, 3, H, W) image, semantic (B, g*g, T) decoded semantic
+    features, quantized the multi-scale quantizer's output (ids, scales used)."""
+
+    semantic: Tensor | None = None
+    quantized: MultiScaleOutput | None = None
+
+
+class TokenFlow(Tokenizer):
+    """TokenFlow behind the common contract.
+
+    encode: images (B, 3, S, S) in [-1, 1] -> Tokens of layout `scales`: one (B, s, s) stream per
+        scale, coarse to fine (all scales, or the first `num_scales`).
+    decode: Tokens with any prefix of whole scales -> images (B, 3, S, S) in [-1, 1].
+    features(x): the continuous 40-channel final-scale map f_hat (what understanding models use)
+        and the semantic decoder's features.
+    """
+
+    modality = "image"
+
+    def __init__(self, config: TokenFlowConfig):
+        super().__init__(config)
+        c = config
+        self.encoder = Encoder(c.ch, c.ch_mult, c.num_res_blocks, c.z_channels)
+        self.decoder = Decoder(c.decoder_ch, c.ch_mult, c.decoder_res_blocks, c.z_channels)
+        self.quant_conv = nn.Conv2d(c.z_channels, c.pixel_code_dim, 1)
+        self.post_quant_conv = nn.Conv2d(c.pixel_code_dim, c.z_channels, 1)
+        if c.semantic_encoder_kind == "siglip":
+            self.encoder_vqkd = SiglipVisionTower(
+                c.semantic_image_size, c.semantic_patch, c.semantic_width, c.semantic_layers, c.semantic_heads, c.semantic_mlp
+            )
+            self.scaling_layer = ScalingLayer((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+        else:
+            self.encoder_vqkd = CLIPVisionTower(c.semantic_image_size, c.semantic_patch, c.semantic_width, c.semantic_layers, c.semantic_heads)
+            self.scaling_layer = None  # the official B model's quirk: raw [-1, 1] pixels
+        self.decoder_vqkd = SemanticDecoder(c.semantic_code_dim, c.semantic_width, c.decoder_depth, c.decoder_heads, c.decoder_grid)
+        self.encode_task_layer = task_layer(c.semantic_width, c.semantic_code_dim)
+        self.decode_task_layer = task_layer(c.semantic_width, c.semantic_out_dim)
+        self.quantize = DualCodebookQuantizer(
+            c.codebook_size, c.semantic_code_dim, c.pixel_code_dim, c.beta, c.entropy_loss_ratio, usage_size=c.usage_size
+        )
+
+    @property
+    def quantizer(self) -> DualCodebookQuantizer:
+        return self.quantize
+
+    # -- layout --------------------------------------------------------------------------------
+    def layout_for(self, num_scales: int) -> TokenLayout:
+        """Layout of the first `num_scales` scales (one (s, s) stream each)."""
+        return TokenLayout(
+            kind="scales",
+            vocab_sizes=(self.config.codebook_size,) * num_scales,
+            axes=(("h", "w"),) * num_scales,
+            extra={"image_size": self.config.image_size, "scales": list(self.config.scales[:num_scales])},
+        )
+
+    @property
+    def layout(self) -> TokenLayout:
+        return self.layout_for(len(self.config.scales))
+
+    def check_num_scales(self, num_scales: int | None) -> int:
+        n = len(self.config.scales)
+        if num_scales is None:
+            return n
+        if not isinstance(num_scales, int) or not 1 <= num_scales <= n:
+            raise TokError(f"number of scales must be an integer in 1..{n}, got {num_scales!r}")
+        return num_scales
+
+    def allowed_token_counts(self) -> list[int]:
+        return list(itertools.accumulate(s * s for s in self.config.scales))
+
+    def check_num_tokens(self, num_tokens: int | None) -> int | None:
+        """A token count must cover whole scales: 1, 1+4, 1+4+9, ... (CLI `-n`)."""
+        if num_tokens is not None and num_tokens not in self.allowed_token_counts():
+            allowed = ", ".join(map(str, self.allowed_token_counts()))
+            raise TokError(f"number of tokens must be a sum of whole scales for {self.name!r} (one of {allowed}), got {num_tokens!r}")
+        return num_tokens
+
+    def check_tokens(self, tokens: Tokens, origin: str = "tokens") -> None:
+        """As the base check, but any prefix of whole scales is a valid layout."""
+        k = tokens.layout.num_streams
+        if not 1 <= k <= len(self.config.scales) or not tokens.layout.compatible_with(self.layout_for(k)):
+            scales = tokens.layout.extra.get("scales", "?")
+            raise TokError(
+                f"{origin}: layout {tokens.layout.kind} with {k} streams (scales {scales}) is not a prefix of "
+                f"{self.name!r}'s scales {list(self.config.scales)}"
+            )
+        if tokens.model != self.name:
+            raise TokError(f"{origin} were made by model {tokens.model!r}, not {self.name!r}: decode them with --model {tokens.model}")
+        if tokens.weights_digest and self.weights_digest and tokens.weights_digest != self.weights_digest:
+            raise TokError(f"{origin} were made with weights {tokens.weights_digest}, but {self.name!r} has weights {self.weights_digest}")
+        tokens.validate_ids(origin)
+
+    # -- media ---------------------------------------------------------------------------------
+    def preprocess(self, image: Tensor) -> Tensor:
+        """(3, H, W) or (B, 3, H, W) in [0, 1] -> (B, 3, S, S) in [-1, 1]: shorter side to S
+        (antialiased bicubic), then center-crop."""
+        if image.ndim == 3:
+            image = image[None]
+        if image.ndim != 4 or image.shape[1] != 3:
+            raise ValueError(f"expected an image (3, H, W) or batch (B, 3, H, W), got {tuple(image.shape)}")
+        size = self.config.image_size
+        image = resize_shorter_side(image, size)
+        top, left = (image.shape[-2] - size) // 2, (image.shape[-1] - size) // 2
+        return (image[..., top : top + size, left : left + size].clamp(0, 1) * 2 - 1).contiguous()
+
+    def postprocess(self, x: Tensor) -> Tensor:
+        return ((x.float() + 1) / 2).clamp(0, 1)
+
+    def check_images(self, x: Tensor) -> None:
+        size = self.config.image_size
+        if x.ndim != 4 or tuple(x.shape[1:]) != (3, size, size):
+            raise TokError(f"images: expected (B, 3, {size}, {size}) in [-1, 1] for {self.name!r}, got {tuple(x.shape)}: call preprocess() first")
+
+    # -- the two branches ------------------------------------------------------------------------
+    def semantic_input(self, x: Tensor) -> Tensor:
+        return self.scaling_layer(x) if self.scaling_layer is not None else x
+
+    def encode_continuous(self, x: Tensor) -> Tensor:
+        """images -> h (B, 40, g, g): semantic (32) and pixel (8) features before quantization."""
+        g = self.config.grid
+        sem = self.encode_task_layer(self.encoder_vqkd(self.semantic_input(x)))
+        sem = rearrange(sem, "b (h w) c -> b c h w", h=g, w=g)
+        pixel_in = x
+        if self.config.pixel_size != x.shape[-1]:
+            pixel_in = F.interpolate(x, size=(self.config.pixel_size,) * 2, mode="bicubic")
+        pix = self.quant_conv(self.encoder(pixel_in))
+        return torch.cat([sem, pix], dim=1)
+
+    def quantize_multiscale(self, h: Tensor, scale_drop: bool = False) -> MultiScaleOutput:
+        """VAR-style residual quantization of h over `config.scales` (area down, bicubic up)."""
+        return multi_scale_residual_quantize(
+            h,
+            self.config.scales,
+            self.quantize,
+            up=bicubic_upsample,
+            scale_drop_prob=self.config.scale_drop_prob if scale_drop else 0.0,
+        )
+
+    def decode_semantic(self, f_hat: Tensor) -> Tensor:
+        """f_hat (B, 40, g, g) -> semantic features (B, g*g, semantic_out_dim)."""
+        return self.decode_task_layer(self.decoder_vqkd(f_hat[:, : self.config.semantic_code_dim]))
+
+    def decode_pixels(self, f_hat: Tensor) -> Tensor:
+        """f_hat (B, 40, g, g) -> image (B, 3, S, S), unclamped."""
+        image = self.decoder(self.post_quant_conv(f_hat[:, self.config.semantic_code_dim :]))
+        if image.shape[-1] != self.config.image_size:
+            image = F.interpolate(image, size=(self.config.image_size,) * 2, mode="bicubic")
+        return image
+
+    def ids_to_features(self, ids: list[Tensor] | Tensor) -> Tensor:
+        """Per-scale ids (or one flat (B, L) sequence, L a sum of whole scales) -> f_hat (B, 40, g, g)."""
+        if isinstance(ids, Tensor):
+            ids = split_scale_ids(ids, self.config.scales, what="token ids")
+        g = self.config.grid
+        f_hat = None
+        for s, idx in zip(self.config.scales, ids):
+            codes = rearrange(self.quantize.ids_to_codes(idx.long()), "b h w c -> b c h w")
+            codes = bicubic_upsample(codes, (g, g)) if s != g else codes
+            f_hat = codes if f_hat is None else f_hat + codes
+        return f_hat
+
+    # -- contract ------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def encode(
+        self, x: Tensor, *, num_scales: int | None = None, num_tokens: int | None = None, sources: list[dict] | None = None
+    ) -> Tokens:
+        """images (B, 3, S, S) in [-1, 1] -> Tokens of the first `num_scales` scales (default all),
+        or of the scales that make up `num_tokens` tokens (a sum of whole scales)."""
+        if num_tokens is not None:
+            if num_scales is not None:
+                raise TokError("give either a number of scales or a number of tokens, not both")
+            num_scales = self.allowed_token_counts().index(self.check_num_tokens(num_tokens)) + 1
+        k = self.check_num_scales(num_scales)
+        self.check_images(x)
+        out = self.quantize_multiscale(self.encode_continuous(x.to(self.device, torch.float32)))
+        streams = [i.contiguous() for i in out.ids[:k]]
+        return Tokens(streams, self.layout_for(k), self.name, self.weights_digest, sources or [])
+
+    @torch.inference_mode()
+    def encode_ids(self, x: Tensor) -> Tensor:
+        """images -> flat ids (B, sum s^2), the official `encode` index order."""
+        self.check_images(x)
+        return flatten_scale_ids(self.quantize_multiscale(self.encode_continuous(x.to(self.device, torch.float32))).ids)
+
+    @torch.inference_mode()
+    def features(self, x: Tensor) -> dict[str, Tensor]:
+        """images -> {"quantized": f_hat (B, 40, g, g), "continuous": h before quantization,
+        "semantic": decoded semantic features (B, g*g, T)}."""
+        self.check_images(x)
+        h = self.encode_continuous(x.to(self.device, torch.float32))
+        f_hat = self.quantize_multiscale(h).z_q
+        return {"quantized": f_hat, "continuous": h, "semantic": self.decode_semantic(f_hat)}
+
+    @torch.inference_mode()
+    def decode(self, tokens: Tokens | Tensor | list[Tensor], **opts) -> Tensor:
+        """Tokens (any prefix of whole scales), per-scale ids, or flat ids -> images in [-1, 1].
+
+        Decoding is deterministic; `seed` is accepted (and ignored) for a uniform CLI, any other
+        option is an error.
+        """
+        unknown = sorted(k for k, v in opts.items() if v is not None and k != "seed")
+        if unknown:
+            raise TokError(f"TokenFlow decoding has no {', '.join(unknown)} option")
+        if isinstance(tokens, Tokens):
+            self.check_tokens(tokens)
+            ids = [s.to(self.device) for s in tokens.streams]
+        elif isinstance(tokens, Tensor):
+            ids = split_scale_ids(tokens.to(self.device), self.config.scales, what="token ids")
+        else:
+            ids = [s.to(self.device) for s in tokens]
+        for i in ids:
+            if i.numel() and (int(i.min()) < 0 or int(i.max()) >= self.config.codebook_size):
+                raise TokError(f"token ids must lie in [0, {self.config.codebook_size}), got [{int(i.min())}, {int(i.max())}]")
+        if len(ids) > len(self.config.scales) or any(tuple(i.shape[1:]) != (s, s) for i, s in zip(ids, self.config.scales)):
+            raise TokError(f"token ids of shapes {[tuple(i.shape[1:]) for i in ids]} are not a prefix of scales {list(self.config.scales)}")
+        return self.decode_pixels(self.ids_to_features(ids)).clamp(-1, 1)
+
+    def forward(self, x: Tensor) -> TokenFlowOutput:
+        """Training path: scale drop active in train mode; losses averaged over scales."""
+        quantized = self.quantize_multiscale(self.encode_continuous(x), scale_drop=self.training)
+        return TokenFlowOutput(
+            recon=self.decode_pixels(quantized.z_q),
+            losses=dict(quantized.parts),
+            semantic=self.decode_semantic(quantized.z_q),
+            quantized=quantized,
+        )
+
+
+def build(config: TokenFlowConfig) -> TokenFlow:
+    return TokenFlow(config)

@@ -259,3 +259,14 @@ def test_codebook_initialised_per_scale(tiny):
     codebook = tiny.quantizer.codebook
     for r, (start, stop) in zip(residuals, [(0, 16), (16, 32), (32, 48), (48, 64)]):
         assert (codebook[start:stop, None] == r[None]).all(-1).any(1).all()
+
+
+def test_cli_prefix_decoding_and_foreign_options(trained_tiny, tmp_path):
+    path, weights = trained_tiny
+    runner = CliRunner()
+    runner.invoke(main, ["encode", str(path), "-m", "vat-tiny", "--weights", str(weights), "-o", str(tmp_path / "s.tok")])
+    result = runner.invoke(main, ["decode", str(tmp_path / "s.tok"), "--scales", "3", "-o", str(tmp_path / "c.ply"), "--weights", str(weights)])
+    assert result.exit_code == 0, result.output
+    assert len(read_shape(tmp_path / "c.ply").faces) > 0
+    result = runner.invoke(main, ["decode", str(tmp_path / "s.tok"), "--steps", "3", "--weights", str(weights)])
+    assert result.exit_code == 1 and "does not take --steps" in result.output

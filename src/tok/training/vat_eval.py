@@ -178,7 +178,8 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--procedural", type=int, default=10)
-    parser.add_argument("--grid", type=int, default=64)
+    parser.add_argument("--grid", type=int, default=64, help="IoU lattice and VAT's marching-cubes grid")
+    parser.add_argument("--samples", type=int, default=10000, help="surface samples per mesh for Chamfer and F-score")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -190,7 +191,7 @@ def main() -> None:
     procedural = [s for s in (procedural_eval_shape(EVAL_SEED + i, bound) for i in range(3 * args.procedural)) if s][: args.procedural]
     result = {}
     for label, shapes in (("corpus", corpus), ("procedural", procedural)):
-        rows = evaluate(model, shapes, grid=args.grid)
+        rows = evaluate(model, shapes, grid=args.grid, samples=args.samples)
         result[label] = {"rows": rows, "summary": summarise(rows)}
         print(f"== {label} held-out ({len(shapes)} shapes)")
         for r in result[label]["summary"]:

@@ -27,7 +27,8 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def measure(preset: str, media: str, batch: int, op: str, device: str, dtype: str, path: str, repeats: int) -> dict:
-    from tok.tokenizers.omnitokenizer import OmniTokenizer, preset as get_preset
+    from tok.tokenizers.omnitokenizer import OmniTokenizer
+    from tok.tokenizers.omnitokenizer import preset as get_preset
 
     torch.manual_seed(0)
     config = replace(get_preset(preset), attention=path)

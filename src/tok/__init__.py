@@ -9,7 +9,8 @@
 
 from .api import decode_file, encode_file, list_models, load
 from .core import TokError, Tokenizer, TokenLayout, Tokens
+from .eval import evaluate
 from .generators.generate import generate
 
 __version__ = "0.1.0"
-__all__ = ["TokError", "Tokenizer", "TokenLayout", "Tokens", "decode_file", "encode_file", "generate", "list_models", "load"]
+__all__ = ["TokError", "Tokenizer", "TokenLayout", "Tokens", "decode_file", "encode_file", "evaluate", "generate", "list_models", "load"]

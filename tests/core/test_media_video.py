@@ -118,3 +118,9 @@ def test_video_modality_lists_videos_and_images(tmp_path, mp4):
     (tmp_path / "notes.txt").write_text("x")
     assert [p.name for p in list_media(tmp_path, "video")] == ["ramp.mp4", "still.png"]
     assert {".mp4", ".webm", ".mkv", ".avi", ".gif"} <= set(MEDIA_EXTENSIONS["video"])
+
+
+def test_fit_while_decoding_keeps_the_source_size_in_the_info(mp4):
+    video, info = read_video(mp4, fit=16)
+    assert video.shape == (12, 3, 16, 16) and (info.width, info.height) == (48, 32)
+    torch.testing.assert_close(video, fit_frames(read_video(mp4)[0], 16))

@@ -23,19 +23,22 @@ class NearestCodebook(Quantizer):
     def __init__(self, dim: int, size: int, seed: int = 0):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
-        self.codebook = nn.Parameter(torch.randn(size, dim, generator=g))
+        self.table = nn.Parameter(torch.randn(size, dim, generator=g))
         self.dim, self.vocab_size = dim, size
 
     def forward(self, z):
         self.check_input(z)
         flat = z.reshape(-1, self.dim)
-        ids = torch.cdist(flat, self.codebook).argmin(-1).view(z.shape[:-1])
-        codes = self.codebook[ids]
+        ids = torch.cdist(flat, self.table).argmin(-1).view(z.shape[:-1])
+        codes = self.table[ids]
         codebook_loss = F.mse_loss(codes, z.detach())
         return QuantizerOutput(z + (codes - z).detach(), ids, codebook_loss, {"codebook": codebook_loss})
 
     def ids_to_codes(self, ids):
-        return self.codebook[ids]
+        return self.table[ids]
+
+    def codebook(self):
+        return self.table
 
 
 class Exact(Quantizer):
@@ -69,7 +72,7 @@ def test_2d_matches_written_out_algorithm_and_decodes_from_ids():
     q = MultiScaleResidualQuantizer(NearestCodebook(6, 32), scales=(1, 2, 3, 5)).eval()
     z = torch.randn(2, 6, 5, 5)
     out = q(z)
-    ref_q, ref_ids = reference_2d(z, (1, 2, 3, 5), q.quantizer.codebook.detach())
+    ref_q, ref_ids = reference_2d(z, (1, 2, 3, 5), q.quantizer.table.detach())
     assert [tuple(i.shape) for i in out.ids] == [(2, 1, 1), (2, 2, 2), (2, 3, 3), (2, 5, 5)]
     for a, b in zip(out.ids, ref_ids):
         assert torch.equal(a, b)
@@ -83,7 +86,7 @@ def test_prefix_decoding_gives_the_partial_sums():
     torch.manual_seed(1)
     q = MultiScaleResidualQuantizer(NearestCodebook(4, 16), scales=(1, 2, 4)).eval()
     ids = q(torch.randn(3, 4, 4, 4)).ids
-    book = q.quantizer.codebook.detach()
+    book = q.quantizer.table.detach()
     coarse = F.interpolate(book[ids[0]].permute(0, 3, 1, 2), size=(4, 4), mode="bicubic")
     torch.testing.assert_close(q.ids_to_codes(ids[:1]), coarse)
     two = coarse + F.interpolate(book[ids[1]].permute(0, 3, 1, 2), size=(4, 4), mode="bicubic")
@@ -105,7 +108,7 @@ def test_1d_token_sets_use_linear_upsampling():
     z = torch.randn(2, 5, 7)
     out = q(z)
     assert [tuple(i.shape) for i in out.ids] == [(2, 1), (2, 3), (2, 7)]
-    book = q.quantizer.codebook.detach()
+    book = q.quantizer.table.detach()
     first = F.interpolate(book[out.ids[0]].transpose(1, 2), size=7, mode="linear")
     residual = z - first
     r = F.interpolate(residual, size=3, mode="area").transpose(1, 2)
@@ -141,7 +144,7 @@ def test_phi_refines_each_scale_and_is_used_when_decoding():
     z = torch.randn(1, 3, 2, 2)
     out = q(z)
     assert calls == [0, 1]
-    book = q.quantizer.codebook.detach()
+    book = q.quantizer.table.detach()
     c0 = 0.5 * F.interpolate(book[out.ids[0]].permute(0, 3, 1, 2), size=(2, 2), mode="bicubic")
     c1 = 0.5 * book[out.ids[1]].permute(0, 3, 1, 2)
     torch.testing.assert_close(out.z_q, c0 + c1)
@@ -164,7 +167,7 @@ def test_gradients_reach_the_input_and_the_codebook():
     out = q(z)
     (out.z_q.square().mean() + out.loss).backward()
     assert z.grad is not None and z.grad.abs().sum() > 0
-    assert q.quantizer.codebook.grad.abs().sum() > 0
+    assert q.quantizer.table.grad.abs().sum() > 0
 
 
 def test_next_scale_inputs_are_downsampled_running_sums():
@@ -196,3 +199,15 @@ def test_bad_inputs_are_named():
         q.ids_to_codes([torch.zeros(1, 1, 1, dtype=torch.long), torch.zeros(1, 3, 3, dtype=torch.long)])
     with pytest.raises(ValueError, match="scale .* is larger than the input map"):
         multi_scale_residual_quantize(torch.randn(1, 2, 2, 2), (1, 4), Exact(2))
+
+
+def test_works_with_the_library_vq_adapter_on_token_sets():
+    from tok.core.quantize import VQQuantizer
+
+    torch.manual_seed(5)
+    q = MultiScaleResidualQuantizer(VQQuantizer(8, 32), scales=(1, 2, 4, 8), spatial_dims=1).eval()
+    z = torch.randn(3, 8, 8)
+    out = q(z)
+    assert [tuple(i.shape) for i in out.ids] == [(3, 1), (3, 2), (3, 4), (3, 8)]
+    torch.testing.assert_close(q.ids_to_codes(out.ids), out.z_q, atol=1e-5, rtol=1e-5)
+    assert q.vocab_size == 32

@@ -24,30 +24,6 @@ def speech():
     return speech_like
 
 
-@pytest.fixture(scope="session")
-def inception_weights(tmp_path_factory):
-    """A torch-fidelity Inception-v3 state dict file with random weights, batch-norm statistics
-    calibrated on noise images so the features have a sensible scale."""
-    from unittest import mock
-
-    import torch_fidelity.feature_extractor_inceptionv3 as fe
-
-    torch.manual_seed(7)
-    with mock.patch.object(fe, "load_state_dict_from_url", lambda *a, **k: {}), mock.patch.object(
-        fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: None
-    ):
-        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.momentum = 1.0  # running statistics := the calibration batch's statistics
-    net.train()
-    with torch.no_grad():
-        net((torch.rand(4, 3, 64, 64) * 255).to(torch.uint8))
-    path = tmp_path_factory.mktemp("inception") / "weights-inception-2015-12-05-6726825d.pth"
-    torch.save(net.state_dict(), path)
-    return path
-
-
 def _write_images(folder, images):
     """(B, 3, H, W) float in [0, 1] -> PNGs 000.png, 001.png, ... in `folder`."""
     from tok.core.media import write_image

@@ -133,7 +133,14 @@ def _read_cached(path: str, mtime_ns: int, size: int) -> dict[str, Tensor]:
             if not isinstance(obj, dict):
                 raise TokError(f"{path}: expected a state dict, found {type(obj).__name__}")
             return obj
-    except (SafetensorError, OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
+    except pickle.UnpicklingError as e:
+        # torch.load(weights_only=True) refuses pickled objects other than tensors and containers.
+        raise TokError(
+            f"{path}: cannot read weights (UnpicklingError: the checkpoint holds objects that safe loading "
+            f"refuses: {str(e).splitlines()[0]}); "
+            "re-save its 'state_dict' with torch.save in a trusted environment and pass that file"
+        ) from None
+    except (SafetensorError, OSError, RuntimeError, ValueError, EOFError) as e:
         raise TokError(f"{path}: cannot read weights ({type(e).__name__}: {str(e).splitlines()[0]})") from None
     raise TokError(f"{path}: unsupported weights format {suffix!r} (use .safetensors, .ckpt or .pt)")
 

@@ -107,7 +107,7 @@ class LPIPS(nn.Module):
     found by `metrics.weights.resolve` (explicit path, torch hub cache, download when online).
     """
 
-    def __init__(self, net: str = "alex", backbone_weights: str | os.PathLike | None = None):
+    def __init__(self, net: str = "alex", backbone_weights: str | os.PathLike | None = None, device: str | torch.device | None = None):
         super().__init__()
         if net not in LPIPS_BACKBONES:
             raise TokError(f"unknown LPIPS backbone {net!r}; expected one of {', '.join(LPIPS_BACKBONES)}")
@@ -118,7 +118,8 @@ class LPIPS(nn.Module):
         self.net_name = net
         self.model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
         _load_backbone(self.model.net, state, path)
-        self.model.eval().requires_grad_(False)
+        device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model.eval().requires_grad_(False).to(device)
 
     @torch.inference_mode()
     def per_image(self, reference: Tensor, reconstruction: Tensor) -> Tensor:

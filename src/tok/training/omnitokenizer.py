@@ -376,7 +376,7 @@ def run(
     deadline = (lambda share: start + budget * share) if budget else (lambda share: None)
     cfg = model.cfg
     dataset = JointData(photos, videos, cfg.resolution, cfg.clip_frames)
-    common = dict(batch_size=batch_size, save_every=250, warmup_steps=50, betas=(0.5, 0.9), ema_decay=0.99, log_every=10, grad_clip=1.0)
+    common = {"batch_size": batch_size, "save_every": 250, "warmup_steps": 50, "betas": (0.5, 0.9), "ema_decay": 0.99, "log_every": 10, "grad_clip": 1.0}
     model.init_weights()
     model = train_stage(model, dataset, TrainConfig(str(out_dir / "stage1"), steps=image_steps, lr=lr, **common), replace(weights, video_gan=0.0), joint=False, deadline=deadline(shares[0]))
     save_checkpoint(model, out_dir / "stage1.safetensors")

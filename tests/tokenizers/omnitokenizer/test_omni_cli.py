@@ -89,3 +89,25 @@ def test_bad_inputs_exit_1_without_output(run, tmp_path, tiny_ckpt):
 def test_vae_checkpoints_are_not_token_models_in_the_cli(run, tmp_path, photo):
     listing = run("models").output
     assert "omnitokenizer-imagenet-k600-vae" in listing and "not a token model" in listing
+
+
+def test_small_and_non_square_inputs_follow_the_resize_rule(tmp_path, tiny_ckpt):
+    """Shorter side to the model resolution (up or down), then the center square."""
+    from tok.core.media import write_image
+
+    model = api.load("omnitokenizer-tiny", tiny_ckpt, "cpu")
+    small = write_image(torch.rand(3, 20, 30), tmp_path / "small.png")
+    wide = write_video(torch.rand(3, 3, 40, 200), tmp_path / "wide.mp4", fps=4)
+    for path, shape in ((small, (1, 1, 8, 8)), (wide, (1, 2, 8, 8))):
+        item, source = model.read_media(path)
+        assert item.shape[-2:] == (64, 64)
+        assert model.encode_items([item], [source]).streams[0].shape == shape
+
+
+def test_the_alias_prefers_an_official_release_when_its_weights_are_here(monkeypatch):
+    from tok.core import zoo
+
+    api.list_models()
+    cached = {"omnitokenizer-imagenet-mit"}
+    assert zoo.resolve_name("omnitokenizer", lambda card: card.name in cached) == "omnitokenizer-imagenet-mit"
+    assert zoo.resolve_name("omnitokenizer", lambda card: card.name == "omnitokenizer-small") == "omnitokenizer-small"

@@ -20,6 +20,17 @@ def test_official_checkpoint_loads_strictly_and_reproduces_the_model(tiny_ckpt, 
     assert loaded.weights_digest and loaded.name == "omnitokenizer-tiny"
 
 
+def test_lightning_extras_with_numpy_scalars_and_hparams_under_args(tmp_path, tiny_model):
+    import numpy as np
+
+    path = write_official_checkpoint(tiny_model, tmp_path / "pl.ckpt")
+    checkpoint = torch.load(path, weights_only=False)
+    checkpoint["hyper_parameters"] = {"args": checkpoint["hyper_parameters"]}  # save_hyperparameters(args)
+    checkpoint["callbacks"] = {"ModelCheckpoint": {"best_model_score": np.float64(0.25), "epochs": np.int64(3)}}
+    torch.save(checkpoint, path)
+    assert api.load("omnitokenizer-tiny", path, "cpu").weights_digest
+
+
 def test_folder_with_the_checkpoint_file(tmp_path, tiny_model):
     write_official_checkpoint(tiny_model, tmp_path / "weights.ckpt")
     assert api.load("omnitokenizer-tiny", tmp_path, "cpu").weights_digest

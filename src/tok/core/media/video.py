@@ -97,6 +97,7 @@ def read_video(
     stride: int = 1,
     fps: float | None = None,
     min_frames: int = 1,
+    fit: int | None = None,
 ) -> tuple[Tensor, VideoInfo]:
     """Read a clip as float (T, 3, H, W) frames in [0, 1], plus what the source was.
 
@@ -106,17 +107,19 @@ def read_video(
         stride: take every `stride`-th frame.
         fps: instead of a stride, resample to this rate (nearest frames; never interpolates).
         min_frames: the fewest frames the caller can use (2 for a model that needs motion).
+        fit: fit each frame to a `fit` x `fit` square (`fit_frames`) as it is decoded, so long
+            videos are held in memory at the model's size, not the source's.
     """
     path = Path(path)
     _check_args(path, start, num_frames, stride, fps)
     if not path.exists():
         raise TokError(f"{path}: no such file or folder")
     if path.is_dir():
-        frames, source_fps, total, fmt = _read_frame_folder(path, start, num_frames, stride, fps)
+        frames, source_fps, total, fmt, size = _read_frame_folder(path, start, num_frames, stride, fps, fit)
     else:
         if path.stat().st_size == 0:
             raise TokError(f"{path}: empty file (0 bytes)")
-        frames, source_fps, total, fmt = _read_video_file(path, start, num_frames, stride, fps)
+        frames, source_fps, total, fmt, size = _read_video_file(path, start, num_frames, stride, fps, fit)
     if not frames:
         where = f" from frame {start}" if start else ""
         raise TokError(f"{path}: no video frames{where} (the source holds {total if total >= 0 else 'no'} frames)")
@@ -130,15 +133,22 @@ def read_video(
         raise TokError(f"{path}: frames differ in size ({', '.join(f'{s[2]}x{s[1]}' for s in sorted(sizes))})")
     video = torch.stack(frames)
     out_fps = fps if fps is not None else source_fps / stride
-    _, _, height, width = video.shape
+    height, width = size
     info = VideoInfo(str(path), width, height, len(frames), float(out_fps), float(source_fps), total, start, stride, fmt)
     return video, info
 
 
-def _read_video_file(path: Path, start: int, num_frames: int | None, stride: int, fps: float | None):
+def _prepare(frame: Tensor, fit: int | None) -> Tensor:
+    """uint8 (3, H, W) -> float in [0, 1], fitted to a square when asked."""
+    frame = frame.float().div_(255)
+    return fit_frames(frame[None], fit)[0] if fit else frame
+
+
+def _read_video_file(path: Path, start: int, num_frames: int | None, stride: int, fps: float | None, fit: int | None):
     import av
 
     frames: list[Tensor] = []
+    size = (0, 0)
     try:
         with av.open(str(path), mode="r") as container:
             streams = container.streams.video
@@ -155,7 +165,8 @@ def _read_video_file(path: Path, start: int, num_frames: int | None, stride: int
             for index, frame in enumerate(container.decode(stream)):
                 # Nearest-frame resampling to a higher rate takes one source frame more than once.
                 while index == wanted and not picker.full():
-                    frames.append(torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1))
+                    size = (frame.height, frame.width)
+                    frames.append(_prepare(torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1), fit))
                     picker.count += 1
                     wanted = picker.next_index()
                 if picker.full():
@@ -167,17 +178,20 @@ def _read_video_file(path: Path, start: int, num_frames: int | None, stride: int
         raise
     except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as e:
         raise TokError(f"{path}: cannot decode video ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'invalid data'})") from None
-    return [f.float().div_(255) for f in frames], source_fps, total, fmt
+    return frames, source_fps, total, fmt, size
 
 
-def _read_frame_folder(path: Path, start: int, num_frames: int | None, stride: int, fps: float | None):
+def _read_frame_folder(path: Path, start: int, num_frames: int | None, stride: int, fps: float | None, fit: int | None):
     files = list_files(path, IMAGE_EXTENSIONS, "frame images")
     picker = _Picker(start, num_frames, stride, FRAME_FOLDER_FPS / fps if fps is not None else None)
     frames: list[Tensor] = []
+    size = (0, 0)
     while not picker.full() and picker.next_index() < len(files):
-        frames.append(read_image(files[picker.next_index()])[0])
+        frame = read_image(files[picker.next_index()])[0]
+        size = tuple(frame.shape[-2:])
+        frames.append(fit_frames(frame[None], fit)[0] if fit else frame)
         picker.count += 1
-    return frames, FRAME_FOLDER_FPS, len(files), "frames"
+    return frames, FRAME_FOLDER_FPS, len(files), "frames", size
 
 
 def fit_frames(frames: Tensor, size: int) -> Tensor:

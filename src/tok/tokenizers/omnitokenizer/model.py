@@ -307,7 +307,7 @@ class OmniTokenizer(Tokenizer):
         if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
             image, info = read_image(path)
             return self.preprocess(image)[0], {**info.to_dict(), "num_frames": 1}
-        frames, info = read_video(path, min_frames=2)
+        frames, info = read_video(path, min_frames=2, fit=self.resolution)  # fitted while decoding
         return self.preprocess(frames)[0], info.to_dict()
 
     def encode_items(self, items: list[Tensor], sources: list[dict[str, Any]], **opts: Any) -> Tokens | list[Tokens]:

@@ -46,10 +46,25 @@ _HPARAMS: dict[str, tuple[str, Any]] = {
 }
 
 
+def _safe_globals() -> list:
+    """Data-only types a Lightning checkpoint may pickle besides tensors: the argparse Namespace
+    of the hyper-parameters, and numpy scalars (callback scores, loop counters)."""
+    import numpy as np
+
+    allowed = [argparse.Namespace, np.dtype]
+    core = np._core if hasattr(np, "_core") else np.core  # numpy 2 renamed the module
+    allowed.append(core.multiarray.scalar)
+    allowed += [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]
+    return allowed
+
+
+_SAFE_GLOBALS = _safe_globals()
+
+
 def read_lightning_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """(state_dict, hyper-parameters as a dict) of a Lightning `.ckpt`, loaded safely."""
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
+        with torch.serialization.safe_globals(_SAFE_GLOBALS):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         reason = str(e).splitlines()[0] if str(e) else "unpickling refused"

@@ -1,0 +1,430 @@
+"""Side-by-side speed of tok and the official implementation on the same random weights (run by hand).
+
+    # WavTokenizer: a checkout of jishengpeng/WavTokenizer (tested at 5cf440d)
+    python benchmarks/vs_official.py --official-src ~/src/WavTokenizer --model wavtokenizer-75 --batches 1,8
+
+    # FlexTok: a checkout of apple/ml-flextok (tested at 87d00cc); its extra deps on the path:
+    #   pip install --target $DEPS mup hydra-core omegaconf antlr4-python3-runtime==4.9.3 --no-deps
+    PYTHONPATH=$DEPS python benchmarks/vs_official.py --official-src ~/src/ml-flextok --model flextok-d12-d12
+
+The official code is imported from `--official-src` only; the project contains none of it.
+For each model the script
+
+1. builds the official modules with seeded random weights, converts their state dict through
+   tok's loader/converter into our model (strict: every key must match),
+2. checks the outputs agree on the benchmark inputs (ids equal, decoded within the parity
+   tolerance of the family's parity tests) and stops if they do not,
+3. times encode and decode interleaved (official, tok, official, tok, ...) after one warm-up
+   call each, with identical inputs, and prints medians, the ratio tok/official and the peak
+   memory of each call.
+
+What is compared
+----------------
+* wavtokenizer-75 / wavtokenizer-40: the whole official inference path (`WavTokenizer.encode_infer`
+  -> codes; `codes_to_features` + `decode` -> waveform) against `tok` `encode` / `decode`, on
+  clips of `--seconds` (default 10 s) at 24 kHz. Throughput is the real-time factor (seconds
+  of audio per wall second, summed over the batch).
+* flextok-<preset>: the official model is assembled by hydra from the Hub config, which this
+  script does not download. It times the components that carry the compute at the preset's
+  sizes instead: **tokenize** = encoder trunk (official `FlexTransformer`, SDPA path, with the
+  `causal_last` mask over patches + registers) + FSQ on a shared linear read-out; **detokenize
+  step** = one decoder trunk pass (official `FlexTransformer` with 2-way AdaLN over
+  [patches, registers]). The VAE (diffusers' AutoencoderKL in both) is excluded. Throughput
+  is images/s.
+
+Peak memory: on CPU, the peak increase of the process's resident set size (RSS, read from
+/proc/self/statm every 2 ms by a sampling thread) over its value before the call, with glibc's
+free memory returned to the system (`malloc_trim`) first, so memory freed by the previous call
+is not silently reused (without glibc the figure is a lower bound); on CUDA,
+`torch.cuda.max_memory_allocated` minus the allocation before the call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+# ------------------------------------------------------------------------------------------------
+# Measurement
+# ------------------------------------------------------------------------------------------------
+try:  # glibc keeps freed memory mapped; trimming before a call makes its RSS rise its own
+    import ctypes
+
+    _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+except (OSError, AttributeError):
+    _malloc_trim = None
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+class PeakMemory:
+    """Peak memory increase during a `with` block (CPU: sampled RSS; CUDA: allocator peak)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.peak = 0
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+            return self
+        if _malloc_trim is not None:
+            _malloc_trim(0)
+        self.base = _rss_bytes()
+        self.peak = self.base
+        self.running = True
+
+        def sample():
+            while self.running:
+                self.peak = max(self.peak, _rss_bytes())
+                time.sleep(0.002)
+
+        self.thread = threading.Thread(target=sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            self.delta = torch.cuda.max_memory_allocated() - self.base
+            return
+        self.running = False
+        self.thread.join()
+        self.peak = max(self.peak, _rss_bytes())
+        self.delta = self.peak - self.base
+
+
+@dataclass
+class Timing:
+    seconds: float  # median wall time per call
+    peak_mib: float  # largest peak-memory increase over the timed calls
+
+
+def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, Timing]:
+    """Warm each function up once, then call them in turn `repeats` times (A, B, A, B, ...)."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for fn in fns.values():
+        fn()
+    sync()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    peaks: dict[str, float] = {k: 0.0 for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            with PeakMemory(device) as mem:
+                sync()
+                start = time.perf_counter()
+                fn()
+                sync()
+                times[name].append(time.perf_counter() - start)
+            peaks[name] = max(peaks[name], mem.delta / 2**20)
+    return {k: Timing(statistics.median(times[k]), peaks[k]) for k in fns}
+
+
+def autocast(device: torch.device, dtype: torch.dtype):
+    if dtype == torch.float32:
+        return nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+# ------------------------------------------------------------------------------------------------
+# WavTokenizer
+# ------------------------------------------------------------------------------------------------
+def wavtokenizer_pair(variant: str, device: torch.device, audio: torch.Tensor):
+    """(official WavTokenizer, ours) on the same random weights; the codebook is drawn from the
+    encoder's latents of `audio` (so ids are spread over the codebook, as with trained weights)."""
+    from decoder.feature_extractors import EncodecFeatures
+    from decoder.heads import ISTFTHead
+    from decoder.models import VocosBackbone
+    from decoder.pretrained import WavTokenizer as OfficialWavTokenizer
+
+    from tok.codecs.wavtokenizer import WavTokenizer, from_official, preset
+    from tok.core.weights import load_strict
+
+    config = preset(variant)
+    torch.manual_seed(0)
+    official = OfficialWavTokenizer(
+        feature_extractor=EncodecFeatures(
+            encodec_model="encodec_24khz", bandwidths=[6.6] * 4, train_codebooks=True, num_quantizers=1,
+            dowmsamples=list(config.ratios), vq_bins=config.codebook_size, vq_kmeans=config.kmeans_iters,
+        ),
+        backbone=VocosBackbone(
+            input_channels=config.latent_dim, dim=config.backbone_dim, intermediate_dim=config.intermediate_dim,
+            num_layers=config.num_layers, adanorm_num_embeddings=config.adanorm_num_embeddings,
+        ),
+        head=ISTFTHead(dim=config.backbone_dim, n_fft=config.n_fft, hop_length=config.hop_length, padding="same"),
+    ).eval()
+    with torch.no_grad():
+        encodec = official.feature_extractor.encodec
+        latents = encodec.encoder(audio[:2, None])
+        frames = latents.transpose(1, 2).reshape(-1, latents.shape[1])
+        codebook = encodec.quantizer.vq.layers[0]._codebook
+        pick = torch.randint(0, frames.shape[0], (config.codebook_size,))
+        codebook.embed.copy_(frames[pick] + 0.5 * frames.std() * torch.randn_like(frames[pick]))
+        codebook.embed_avg.copy_(codebook.embed)
+        codebook.cluster_size.fill_(3.0)
+        codebook.inited.fill_(1.0)  # no k-means on the first call
+    state = {k: v.detach().clone() for k, v in official.state_dict().items()}
+    ours = WavTokenizer(config).eval()
+    load_strict(ours, from_official(state), "official WavTokenizer state dict")
+    return official.to(device), ours.to(device), config
+
+
+def run_wavtokenizer(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
+    sample_rate = 24000
+    length = int(args.seconds * sample_rate)
+    torch.manual_seed(1)
+    t = torch.arange(length) / sample_rate
+    biggest = max(args.batches)
+    # Speech-like test signal: harmonics with a wandering pitch, plus noise; different per clip.
+    clips = []
+    for b in range(biggest):
+        pitch = 110 + 40 * b + 20 * torch.sin(2 * torch.pi * 0.5 * t)
+        phase = 2 * torch.pi * torch.cumsum(pitch, 0) / sample_rate
+        clips.append(sum(0.3 / k * torch.sin(k * phase) for k in range(1, 6)) + 0.02 * torch.randn(length))
+    audio_all = torch.stack(clips).float()
+    official, ours, _ = wavtokenizer_pair(args.model.split("-", 1)[1], device, audio_all)
+    bandwidth_id = torch.tensor([0], device=device)
+
+    def official_encode(audio):
+        with torch.inference_mode(), autocast(device, dtype):
+            _, codes = official.encode_infer(audio, bandwidth_id=bandwidth_id)
+        return codes  # (1, B, T)
+
+    def official_decode(codes):
+        with torch.inference_mode(), autocast(device, dtype):
+            return official.decode(official.codes_to_features(codes), bandwidth_id=bandwidth_id)
+
+    def our_encode(audio):
+        with autocast(device, dtype):
+            return ours.encode(audio)
+
+    def our_decode(tokens):
+        with autocast(device, dtype):
+            return ours.decode(tokens)
+
+    # Parity on the largest batch (fp32).
+    audio = audio_all.to(device)
+    codes = official_encode(audio) if dtype == torch.float32 else None
+    with torch.inference_mode():
+        if codes is None:
+            _, codes = official.encode_infer(audio, bandwidth_id=bandwidth_id)
+        reference = official.decode(official.codes_to_features(codes), bandwidth_id=bandwidth_id)
+    tokens = ours.encode(audio)
+    ours_ids, official_ids = tokens.streams[0][:, 0].cpu(), codes[0].cpu()
+    differ = ours_ids != official_ids
+    mismatched = differ.float().mean().item()
+    # fp32 rounding differs between the two distance computations, so a frame almost equidistant
+    # from two codewords may pick either: accept a differing id only if, in float64, its distance
+    # is within 1e-5 (relative) of the official choice's.
+    with torch.inference_mode():
+        latents = official.feature_extractor.encodec.encoder(audio[:, None]).transpose(1, 2).double().cpu()
+    embed = official.feature_extractor.encodec.quantizer.vq.layers[0]._codebook.embed.double().cpu()
+    frames = latents[differ]
+    gap_ours = (frames - embed[ours_ids[differ]]).pow(2).sum(-1)
+    gap_official = (frames - embed[official_ids[differ]]).pow(2).sum(-1)
+    worst = ((gap_ours - gap_official).abs() / gap_official.clamp_min(1e-12)).max().item() if differ.any() else 0.0
+    ids_equal = worst <= 1e-5
+    print(f"ids: {1 - mismatched:.2%} equal; differing ids are float ties (worst relative distance gap {worst:.1e})")
+    # Decode the official ids with ours, so the decode comparison does not depend on id ties.
+    tokens.streams[0] = codes[0][:, None].to(tokens.streams[0].dtype)
+    decoded_diff = (ours.decode(tokens) - reference).abs().max().item()
+    print(f"parity (fp32, batch {biggest}): ids agree: {ids_equal}, "
+          f"decoded max |diff| {decoded_diff:.2e} (tolerance 1e-4 + 1e-4*|ref|)", flush=True)
+    if not ids_equal or decoded_diff > 1e-4 + 1e-4 * reference.abs().max().item():
+        raise SystemExit("outputs differ: not timing")
+
+    print_header("x real time")
+    rows = []
+    for batch in args.batches:
+        audio = audio_all[:batch].to(device)
+        official_codes = official_encode(audio)
+        our_tokens = our_encode(audio)
+        audio_seconds = batch * args.seconds
+        for op, fns in (
+            ("encode", {"official": lambda a=audio: official_encode(a), "tok": lambda a=audio: our_encode(a)}),
+            ("decode", {"official": lambda c=official_codes: official_decode(c), "tok": lambda t=our_tokens: our_decode(t)}),
+        ):
+            result = time_interleaved(fns, args.repeats, device)
+            rows.append({"op": op, "batch": batch, "unit": "x real time",
+                         **{f"{k}_rate": audio_seconds / v.seconds for k, v in result.items()},
+                         **{f"{k}_mib": v.peak_mib for k, v in result.items()}})
+            print_row(rows[-1])
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------
+# FlexTok (trunks + FSQ; see the module docstring)
+# ------------------------------------------------------------------------------------------------
+def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
+    from functools import partial
+
+    from flextok.model.preprocessors.flex_seq_packing import expand_emb_per_subseq
+    from flextok.model.trunks.transformers import FlexTransformer
+    from flextok.regularizers.quantize_fsq import FSQ
+
+    from tok.core.quantize import FSQQuantizer
+    from tok.core.weights import load_strict
+    from tok.nn.transformer import AdaLNBlock, Block
+    from tok.tokenizers.flextok import preset
+    from tok.tokenizers.flextok.model import MUP_SCALE, FlexTokEncoder, Transformer
+
+    config = preset(args.model.split("-", 1)[1])
+    patches, registers = config.num_patches, config.num_registers
+    length = patches + registers
+    levels = list(config.fsq_levels)
+    torch.manual_seed(0)
+
+    def no_flex(module):
+        # The official trunk uses flex_attention on GPU; its SDPA path takes the same mask.
+        for m in module.modules():
+            if hasattr(m, "use_flex_attention"):
+                m.use_flex_attention = device.type == "cuda" and args.official_flex
+        return module
+
+    def randomize(module):
+        with torch.no_grad():
+            for p in module.parameters():
+                p.normal_(std=0.02)
+        return module
+
+    official_enc = no_flex(randomize(FlexTransformer(
+        "x", "y", dim=config.encoder_dim, depth=config.encoder_depth, head_dim=config.head_dim, block_mask_read_key="mask"
+    ))).eval()
+    official_dec = no_flex(randomize(FlexTransformer(
+        "x", "y", dim=config.decoder_dim, depth=config.decoder_depth, head_dim=config.head_dim,
+        adaLN_emb_read_key="c", adaLN_packing_fn_read_key="pack", adaLN_expansion=2,
+    ))).eval()
+    official_fsq = FSQ("z", "q", "ids", levels=levels).eval()
+    our_enc = Transformer([Block(config.encoder_dim, config.head_dim, attn_scale=MUP_SCALE / config.head_dim)
+                           for _ in range(config.encoder_depth)]).eval()
+    our_dec = Transformer([AdaLNBlock(config.decoder_dim, config.head_dim, attn_scale=MUP_SCALE / config.head_dim, num_segments=2)
+                           for _ in range(config.decoder_depth)]).eval()
+    load_strict(our_enc, official_enc.state_dict(), "official encoder trunk")
+    load_strict(our_dec, official_dec.state_dict(), "official decoder trunk")
+    our_fsq = FSQQuantizer(tuple(levels))
+    readout = torch.nn.Linear(config.encoder_dim, len(levels)).eval()  # shared, stands in for enc_to_latents
+    for m in (official_enc, official_dec, our_enc, our_dec, readout):
+        m.to(device).requires_grad_(False)
+    mask = FlexTokEncoder.attention_mask(patches, registers).to(device)
+    pack = partial(expand_emb_per_subseq, packed_shapes_list=[[torch.Size([patches]), torch.Size([registers])]])
+
+    def official_tokenize(x):
+        with torch.inference_mode(), autocast(device, dtype):
+            y = official_enc({"x": x, "mask": mask})["y"]
+            z = readout(y[:, patches:]).float() * 3
+        return official_fsq.forward_z(z)[1]
+
+    def our_tokenize(x):
+        with torch.inference_mode(), autocast(device, dtype):
+            for block in our_enc.blocks:
+                x = block(x, mask)
+            z = readout(x[:, patches:]).float() * 3
+        return our_fsq(z).ids
+
+    def official_step(x, cond):
+        with torch.inference_mode(), autocast(device, dtype):
+            # The official model packs a batch into one sequence ([1, B*L, D], block-diagonal
+            # mask); here rows stay separate ([B, L, D], the same math without the B^2 mask), so
+            # the official AdaLN expansion is applied per row and reshaped back.
+            return official_dec({"x": x, "c": cond, "pack": partial(batched_pack, batch=x.shape[0])})["y"]
+
+    def our_step(x, cond):
+        with torch.inference_mode(), autocast(device, dtype):
+            for block in our_dec.blocks:
+                x = block(x, cond, (patches, registers))
+            return x
+
+    def batched_pack(emb, batch):
+        return pack.func(emb, packed_shapes_list=[[torch.Size([patches]), torch.Size([registers])]] * batch).reshape(batch, length, -1)
+
+    biggest = max(args.batches)
+    x_enc = torch.randn(biggest, length, config.encoder_dim, device=device)
+    x_dec = torch.randn(biggest, length, config.decoder_dim, device=device)
+    cond = torch.randn(biggest, config.decoder_dim, device=device)
+    with torch.inference_mode():
+        ids_ref, ids = official_tokenize(x_enc[:2]), our_tokenize(x_enc[:2])
+        ref, out = official_step(x_dec[:2], cond[:2]), our_step(x_dec[:2], cond[:2])
+    ids_equal = torch.equal(ids_ref.cpu(), ids.cpu())
+    diff = (ref.float() - out.float()).abs().max().item()
+    print(f"parity ({args.dtype}, batch 2): FSQ ids equal: {ids_equal} (mismatched {(ids_ref != ids).float().mean().item():.2%}), "
+          f"decoder trunk max |diff| {diff:.2e}", flush=True)
+    tolerance = 1e-4 * max(1.0, ref.abs().max().item()) if dtype == torch.float32 else 0.1 * ref.abs().max().item()
+    if dtype == torch.float32 and (not ids_equal or diff > tolerance):
+        raise SystemExit("outputs differ: not timing")
+
+    print_header("images/s")
+    rows = []
+    for batch in args.batches:
+        xe, xd, c = x_enc[:batch], x_dec[:batch], cond[:batch]
+        for op, fns in (
+            ("enc trunk+FSQ", {"official": lambda x=xe: official_tokenize(x), "tok": lambda x=xe: our_tokenize(x)}),
+            ("dec trunk pass", {"official": lambda x=xd, c=c: official_step(x, c), "tok": lambda x=xd, c=c: our_step(x, c)}),
+        ):
+            result = time_interleaved(fns, args.repeats, device)
+            rows.append({"op": op, "batch": batch, "unit": "images/s",
+                         **{f"{k}_rate": batch / v.seconds for k, v in result.items()},
+                         **{f"{k}_mib": v.peak_mib for k, v in result.items()}})
+            print_row(rows[-1])
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------
+def print_header(unit: str) -> None:
+    print(f"{'op':<15} {'batch':>5} {'official ' + unit:>22} {'tok ' + unit:>18} {'tok/official':>12} "
+          f"{'official peak MiB':>17} {'tok peak MiB':>12}", flush=True)
+
+
+def print_row(row: dict) -> None:
+    print(f"{row['op']:<15} {row['batch']:>5} {row['official_rate']:>22.3f} {row['tok_rate']:>18.3f} "
+          f"{row['tok_rate'] / row['official_rate']:>11.2f}x {row['official_mib']:>17.0f} {row['tok_mib']:>12.0f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--official-src", required=True, type=Path, help="local checkout of the official repository")
+    parser.add_argument("--model", required=True,
+                        help="wavtokenizer-75 | wavtokenizer-40 | flextok-d12-d12 | flextok-d18-d18 | flextok-d18-d28")
+    parser.add_argument("--batches", default="1,8", help="comma-separated batch sizes")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="autocast dtype for both (parity is always checked)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per implementation (median reported)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="WavTokenizer clip length")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--official-flex", action="store_true", help="FlexTok on CUDA: let the official trunk use flex_attention")
+    args = parser.parse_args()
+    args.batches = [int(b) for b in args.batches.split(",")]
+    source = args.official_src.expanduser().resolve()
+    if not source.is_dir():
+        raise SystemExit(f"--official-src {source}: not a folder")
+    sys.path.insert(0, str(source))
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
+    print(f"model {args.model}, device {device}, dtype {args.dtype}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"repeats {args.repeats}, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
+    if args.model.startswith("wavtokenizer-"):
+        run_wavtokenizer(args, device, dtype)
+    elif args.model.startswith("flextok-"):
+        run_flextok(args, device, dtype)
+    else:
+        raise SystemExit(f"unknown --model {args.model}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""Evaluation runs of audio and video models (image runs live in `run.py`).
+
+These go through the tokenizer's media contract (`read_media` / `encode_items` / `write_media`),
+so every family that implements it can be evaluated:
+
+- audio: reconstructions are WAV files at the original file's sample rate and length
+  (`write_media` trims the codec's frame padding and resamples back); references are the
+  original files read as mono. Metrics are computed per clip; a clip a metric cannot score
+  (PESQ finds no utterance, STOI too short) is listed under `failed` and left out of the mean,
+  never averaged in as an error code.
+- video: references are the model's own view of each original (`postprocess(read_media(...))`:
+  fitted, cropped, [0, 1]); reconstructions are stored losslessly as uint8 frames
+  (`recon/<name>.npy`, (F, 3, H, W)) for the metrics, plus the viewable file `write_media`
+  makes (MP4, or PNG for an image given as a one-frame clip). PSNR/SSIM are per frame
+  (data range 1.0), averaged over the frames of a clip, then over clips; FVD compares the
+  I3D features of all reference clips with those of all reconstructions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..core.errors import TokError
+from ..core.io import atomic_path
+from ..core.tokens import Tokens
+
+if TYPE_CHECKING:
+    from .run import Run
+
+AUDIO_RUN_METRICS = ("pesq", "stoi", "estoi", "mel", "sisdr", "codebook")
+VIDEO_RUN_METRICS = ("psnr", "ssim", "fvd", "codebook")
+
+
+def item_tokens(tokens: Tokens | list[Tokens], count: int) -> list[Tokens]:
+    """`encode_items` returns one batch or one `Tokens` per item; give one per item either way."""
+    return list(tokens) if isinstance(tokens, list) else [tokens[i] for i in range(count)]
+
+
+def trimmed(tokenizer, tokens: Tokens) -> Tokens:
+    """An item's tokens without the padding frames a batch added (sources record `num_frames`)."""
+    source = tokens.sources[0] if tokens.sources else {}
+    if tokenizer.modality != "audio" or "num_frames" not in source:
+        return tokens
+    n = int(source["num_frames"])
+    return tokenizer.make_tokens([s[..., :n] for s in tokens.streams], tokens.sources)
+
+
+def reconstruct_batch(run: Run, chunk: list[Path], opts: dict[str, Any]) -> None:
+    """Encode and decode one batch of media files, writing each item's tokens and reconstruction."""
+    from ..api import decode_tokens
+
+    tokenizer = run.tokenizer
+    items, sources = zip(*(tokenizer.read_media(p) for p in chunk))
+    encoded = tokenizer.encode_items(list(items), list(sources), **opts)
+    per_item = item_tokens(encoded, len(chunk))
+    if isinstance(encoded, list):
+        decoded = [decode_tokens(tokenizer, t, **run.decode_opts)[0] for t in per_item]
+    else:
+        decoded = list(decode_tokens(tokenizer, encoded, **run.decode_opts))
+    for path, tokens, out in zip(chunk, per_item, decoded):
+        out = out.float().cpu()
+        if not bool(torch.isfinite(out).all()):
+            raise TokError(f"model {tokenizer.name!r} produced NaN or infinite values reconstructing {path.name}")
+        source = tokens.sources[0] if tokens.sources else {}
+        tok_file, recon, _ = run.paths(path)
+        if tokenizer.modality == "video":
+            frames = out[: int(source["num_frames"])] if source.get("num_frames") else out
+            tokenizer.write_media(frames, viewable_path(run, path, source), source)
+            save_frames(frames, recon)
+        else:
+            tokenizer.write_media(out, recon, source)
+        trimmed(tokenizer, tokens).save(tok_file)  # last: its presence marks the item done
+
+
+def viewable_path(run: Run, path: Path, source: dict[str, Any]) -> Path:
+    return run.folder / "recon" / f"{path.name}{run.tokenizer.output_suffix(source)}"
+
+
+def save_frames(frames: Tensor, path: Path) -> None:
+    array = (frames.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
+
+
+def load_frames(path: Path) -> Tensor:
+    """(F, 3, H, W) float in [0, 1] from a stored uint8 reconstruction."""
+    return torch.from_numpy(np.load(path, allow_pickle=False)).float() / 255
+
+
+def reference_frames(run: Run, path: Path) -> Tensor:
+    """The model's view of an original clip: (F, 3, H, W) in [0, 1]."""
+    item, source = run.tokenizer.read_media(path)
+    frames = run.tokenizer.postprocess(item[None])[0].float().cpu()
+    return frames[: int(source["num_frames"])] if source.get("num_frames") else frames
+
+
+def audio_pair(run: Run, path: Path) -> tuple[Tensor, Tensor, int]:
+    """(original mono clip, reconstruction, rate); the reconstruction must match length and rate."""
+    from ..core.media import read_audio
+
+    ref, info = read_audio(path)
+    recon_path = run.paths(path)[1]
+    rec, rec_info = read_audio(recon_path)
+    if (rec_info.sample_rate, rec.shape[-1]) != (info.sample_rate, ref.shape[-1]):
+        raise TokError(f"{recon_path}: {rec.shape[-1]} samples at {rec_info.sample_rate} Hz, but {path.name} has "
+                       f"{ref.shape[-1]} at {info.sample_rate} Hz")
+    return ref[0].double(), rec[0].double(), info.sample_rate
+
+
+AUDIO_SETTINGS = {
+    "pesq": {"mode": "wb", "rate": "16 kHz (resampled)", "failed": "clips PESQ cannot score are listed, not averaged"},
+    "stoi": {"extended": False},
+    "estoi": {"extended": True},
+    "mel": {"windows": "32..2048", "n_mels": "5..320", "log": "log10, clamp 1e-5", "reduction": "L1 mean per scale, summed"},
+    "sisdr": {"unit": "dB", "zero_mean": True},
+}
+
+
+def _audio_score(name: str, ref: Tensor, rec: Tensor, rate: int) -> float:
+    from ..metrics import audio as A
+
+    if name == "pesq":
+        return float(A.pesq_per_item(ref[None], rec[None], rate)[0])
+    if name in ("stoi", "estoi"):
+        return float(A.stoi_per_item(ref[None], rec[None], rate, extended=name == "estoi")[0])
+    if name == "mel":
+        return float(A.mel_distance(ref[None], rec[None], rate))
+    return float(A.si_sdr_per_item(ref[None], rec[None])[0])
+
+
+def measure_audio(run: Run) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    names = [m for m in run.metrics if m in AUDIO_SETTINGS]
+    values: dict[str, dict[str, float]] = {m: {} for m in names}
+    failed: dict[str, list[dict[str, str]]] = {m: [] for m in names}
+    seconds = 0.0
+    for path in tqdm(run.files, desc="metrics", unit="clip", disable=not run.progress):
+        ref, rec, rate = audio_pair(run, path)
+        seconds += ref.numel() / rate
+        for m in names:
+            try:
+                values[m][path.name] = _audio_score(m, ref, rec, rate)
+            except TokError as e:
+                failed[m].append({"item": path.name, "error": str(e)})
+    out: dict[str, Any] = {}
+    for m in names:
+        scored = list(values[m].values())
+        out[m] = {"value": float(np.mean(scored)) if scored else None, "count": len(scored), "failed": failed[m],
+                  "per_item": values[m], "settings": AUDIO_SETTINGS[m] | ({"unit": "dB"} if m == "sisdr" else {})}
+    if "codebook" in run.metrics:
+        out["codebook"] = codebook_summary(run, seconds=seconds)
+    return out
+
+
+def measure_video(run: Run, metric_weights: dict[str, Any]) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    from ..metrics.image import psnr_per_image, ssim_per_image
+
+    wanted = set(run.metrics)
+    per_clip: dict[str, dict[str, float]] = {m: {} for m in ("psnr", "ssim") if m in wanted}
+    clips_ref, clips_rec = [], []
+    frames_total = 0
+    for path in tqdm(run.files, desc="metrics", unit="clip", disable=not run.progress):
+        ref, rec = reference_frames(run, path), load_frames(run.paths(path)[1])
+        if ref.shape != rec.shape:
+            raise TokError(f"{run.paths(path)[1]}: frames {tuple(rec.shape)} do not match the original's {tuple(ref.shape)}")
+        frames_total += ref.shape[0]
+        if "psnr" in per_clip:
+            per_clip["psnr"][path.name] = float(psnr_per_image(ref, rec).mean())
+        if "ssim" in per_clip:
+            per_clip["ssim"][path.name] = float(ssim_per_image(ref, rec).mean())
+        if "fvd" in wanted:
+            clips_ref.append(ref.permute(1, 0, 2, 3))
+            clips_rec.append(rec.permute(1, 0, 2, 3))
+    n = len(run.files)
+    frame_settings = {"range": "[0, 1]", "channels": "RGB", "data_range": 1.0, "reference": "model view of the original, float",
+                      "reconstruction": "uint8 frames", "average": "mean over the frames of a clip, then over clips", "frames": frames_total}
+    out: dict[str, Any] = {}
+    for m, values in per_clip.items():
+        out[m] = {"value": float(np.mean(list(values.values()))), "unit": "dB" if m == "psnr" else None, "count": n,
+                  "per_item": values, "settings": frame_settings | ({"window": "7x7 uniform (skimage)"} if m == "ssim" else {})}
+    if "fvd" in wanted:
+        from ..core.weights import file_digest
+        from ..metrics.video import fvd
+        from ..metrics.weights import I3D_FVD, resolve
+
+        lengths = sorted({c.shape[1] for c in clips_ref})
+        sizes = sorted({tuple(c.shape[-2:]) for c in clips_ref})
+        if len(lengths) > 1 or len(sizes) > 1:
+            raise TokError(f"FVD needs clips of one length and size; {run.data} gives frame counts {lengths} and sizes {sizes}")
+        weights = resolve(I3D_FVD, metric_weights.get("i3d"))
+        value = fvd(torch.stack(clips_ref), torch.stack(clips_rec), weights=weights, device=metric_weights.get("device"))
+        out["fvd"] = {"value": value, "count": n, "settings": {"network": "I3D (StyleGAN-V TorchScript port)", "weights": weights.name,
+                      "weights_digest": file_digest(weights), "frames_per_clip": lengths[0], "resolution": list(sizes[0]),
+                      "reference": "model view of the originals", "features": "400-d logits, rescale+resize to 224"}}
+    if "codebook" in wanted:
+        out["codebook"] = codebook_summary(run)
+    return out
+
+
+def codebook_summary(run: Run, seconds: float | None = None) -> dict[str, Any]:
+    from ..metrics.codebook import CodebookStats
+
+    stats = CodebookStats()
+    for p in run.files:
+        stats.update(Tokens.load(run.paths(p)[0]))
+    c = stats.compute()
+    out = {"value": c["codebook_usage"], "count": c["count"], **{k: v for k, v in c.items() if k not in ("count", "streams")}}
+    if seconds:
+        out["bits_per_second"] = c["bits_per_input"] * c["count"] / seconds
+    out["streams"] = c["streams"]
+    out["settings"] = {"usage": "codes used at least once over the dataset / K", "perplexity": "2^entropy of dataset-level frequencies",
+                       "padding": "frames a batch padded are not counted"}
+    return out

@@ -13,7 +13,7 @@ from ..core import TokError
 @click.option("-m", "--model", "model_name", help="Model name or alias (see `tok models`).")
 @click.option("--data", type=click.Path(path_type=Path), help="Folder of media (images, audio clips or videos) to evaluate on.")
 @click.option("--metrics", help="Comma list. Images: psnr,ssim,lpips,rfid,pfid,kid,is,codebook (default psnr,ssim,codebook); "
-              "audio: pesq,stoi,estoi,mel,sisdr,codebook (default stoi,mel,sisdr,codebook); video: psnr,ssim,fvd,codebook (default psnr,ssim,codebook).")
+              "audio: pesq,stoi,estoi,mel,sisdr,codebook (default stoi,mel,sisdr,codebook); video: psnr,ssim,fvd,codebook (default psnr,ssim,codebook); shape: chamfer,fscore,iou,codebook (default all).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Run folder (resumes when it exists).")
 @click.option("--weights", type=click.Path(path_type=Path), help="Model weights instead of the zoo's.")
 @click.option("-n", "--tokens", "num_tokens", type=int, help="Tokens per image (FlexTok: 1..256; default all).")

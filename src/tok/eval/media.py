@@ -14,6 +14,12 @@ so every family that implements it can be evaluated:
   makes (MP4, or PNG for an image given as a one-frame clip). PSNR/SSIM are per frame
   (data range 1.0), averaged over the frames of a clip, then over clips; FVD compares the
   I3D features of all reference clips with those of all reconstructions.
+- shape: reconstructions are the decoded occupancy logits (`recon/<name>.npy`, (G, G, G) on
+  `grid_points(G)`) plus the mesh `write_media` makes. Chamfer-L1 and F-score (τ = 0.01) compare
+  surface samples of the original and of the marching-cubes surface, in the model's normalised
+  frame halved (the decoder grid becomes ONet's unit cube); IoU compares the inside of the
+  watertight original with logit > 0 on the decoder's lattice. A shape a metric cannot score (an
+  empty decoded surface; IoU of a point cloud or an open mesh) is listed under `failed`.
 """
 
 from __future__ import annotations
@@ -68,7 +74,10 @@ def reconstruct_batch(run: Run, chunk: list[Path], opts: dict[str, Any]) -> None
             raise TokError(f"model {tokenizer.name!r} produced NaN or infinite values reconstructing {path.name}")
         source = tokens.sources[0] if tokens.sources else {}
         tok_file, recon, _ = run.paths(path)
-        if tokenizer.modality == "video":
+        if tokenizer.modality == "shape":
+            write_shape_view(run, path, out, source)
+            save_array(out.numpy().astype(np.float32), recon)
+        elif tokenizer.modality == "video":
             frames = out[: int(source["num_frames"])] if source.get("num_frames") else out
             tokenizer.write_media(frames, viewable_path(run, path, source), source)
             save_frames(frames, recon)
@@ -82,7 +91,10 @@ def viewable_path(run: Run, path: Path, source: dict[str, Any]) -> Path:
 
 
 def save_frames(frames: Tensor, path: Path) -> None:
-    array = (frames.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    save_array((frames.clamp(0, 1) * 255).round().to(torch.uint8).numpy(), path)
+
+
+def save_array(array: np.ndarray, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, array)
@@ -219,4 +231,114 @@ def codebook_summary(run: Run, seconds: float | None = None) -> dict[str, Any]:
     out["streams"] = c["streams"]
     out["settings"] = {"usage": "codes used at least once over the dataset / K", "perplexity": "2^entropy of dataset-level frequencies",
                        "padding": "frames a batch padded are not counted"}
+    return out
+
+
+# -- shapes ----------------------------------------------------------------------------------------
+SHAPE_RUN_METRICS = ("chamfer", "fscore", "iou", "codebook")
+SHAPE_EVAL_POINTS = 10_000
+FSCORE_THRESHOLD = 0.01
+# VAT's normalised frame puts the decoder grid on [-1, 1]^3; halving it gives ONet's unit cube
+# [-0.5, 0.5]^3, the frame in which Chamfer and F-score at 1% are usually reported.
+UNIT_CUBE_SCALE = 0.5
+
+
+def shape_reference(run: Run, path: Path) -> tuple[Any, dict[str, Any]]:
+    """(the original shape in the model's normalised frame, its source description)."""
+    from ..core.media.shape import Normalization, Shape, read_shape
+
+    _, source = run.tokenizer.read_media(path)
+    shape = read_shape(path)
+    norm = Normalization.from_dict(source["normalization"])
+    return Shape(norm.apply(shape.vertices), shape.faces, shape.normals, shape.path), source
+
+
+def shape_surface_points(shape, count: int = SHAPE_EVAL_POINTS, seed: int = 0) -> Tensor:
+    """(N, 3) surface points: `count` area-uniform samples of a mesh, or a cloud's own points."""
+    from ..core.media.shape import sample_surface
+
+    if not shape.is_mesh:
+        return torch.from_numpy(np.asarray(shape.vertices, dtype=np.float64))
+    return torch.from_numpy(sample_surface(shape, count, seed=seed)[:, :3]).double()
+
+
+def reconstructed_surface(logits: np.ndarray, count: int = SHAPE_EVAL_POINTS, seed: int = 0) -> Tensor | None:
+    """(N, 3) area-uniform samples of the marching-cubes surface of decoded occupancy logits; None when empty."""
+    from ..core.media.shape import Shape, grid_to_mesh
+
+    vertices, faces = grid_to_mesh(logits, level=0.0)
+    if len(faces) == 0:
+        return None
+    return shape_surface_points(Shape(vertices.astype(np.float64), faces), count, seed)
+
+
+def write_shape_view(run: Run, path: Path, logits: Tensor, source: dict[str, Any]) -> None:
+    """The mesh `write_media` makes, for looking at; an empty surface has none (metrics list it)."""
+    try:
+        run.tokenizer.write_media(logits, viewable_path(run, path, source), source)
+    except TokError:
+        pass
+
+
+def surface_scores(reference: Tensor, reconstruction: Tensor, threshold: float) -> tuple[float, float]:
+    """(Chamfer-L1, F-score at `threshold`) as `metrics.shape` defines them, from one pass of
+    nearest-neighbour searches (the costly part) instead of one per metric."""
+    from ..metrics.shape import nearest_distances
+
+    ref, rec = reference.double()[None], reconstruction.double()[None]
+    accuracy, completeness = nearest_distances(rec, ref)[0], nearest_distances(ref, rec)[0]
+    chamfer = 0.5 * float(accuracy.mean() + completeness.mean())
+    precision, recall = float((accuracy < threshold).double().mean()), float((completeness < threshold).double().mean())
+    return chamfer, 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+
+
+def measure_shape(run: Run, metric_weights: dict[str, Any]) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    from ..core.media.shape import closed_mesh, grid_points, occupancy_labels
+    from ..metrics.shape import volumetric_iou
+
+    count = int(metric_weights.get("shape_points", SHAPE_EVAL_POINTS))
+
+    names = [m for m in run.metrics if m != "codebook"]
+    values: dict[str, dict[str, float]] = {m: {} for m in names}
+    failed: dict[str, list[dict[str, str]]] = {m: [] for m in names}
+    for path in tqdm(run.files, desc="metrics", unit="shape", disable=not run.progress):
+        reference, _ = shape_reference(run, path)
+        logits = np.load(run.paths(path)[1], allow_pickle=False)
+        if {"chamfer", "fscore"} & set(names):
+            rec_points = reconstructed_surface(logits, count)
+            scores = None
+            if rec_points is not None:
+                ref_points = shape_surface_points(reference, count) * UNIT_CUBE_SCALE
+                scores = dict(zip(("chamfer", "fscore"), surface_scores(ref_points, rec_points * UNIT_CUBE_SCALE, FSCORE_THRESHOLD)))
+            for m in ("chamfer", "fscore"):
+                if m not in values:
+                    continue
+                if scores is None:
+                    failed[m].append({"item": path.name, "error": "the decoded occupancy has no surface (all inside or all outside)"})
+                else:
+                    values[m][path.name] = scores[m]
+        if "iou" in values:
+            try:
+                inside = occupancy_labels(closed_mesh(reference), grid_points(logits.shape[0])).reshape(logits.shape)
+            except TokError as e:  # point clouds and open meshes have no inside
+                failed["iou"].append({"item": path.name, "error": str(e)})
+                continue
+            values["iou"][path.name] = volumetric_iou(torch.from_numpy(inside > 0.5), torch.from_numpy(logits > 0))
+    frame = {"frame": "model's normalised frame halved: grid = unit cube [-0.5, 0.5]^3", "points": f"{count} area-uniform surface samples (point clouds: all their points)",
+             "reconstruction": "marching cubes of the decoded occupancy logits at level 0"}
+    settings = {
+        "chamfer": {**frame, "norm": "L1", "formula": "(accuracy + completeness) / 2"},
+        "fscore": {**frame, "threshold": FSCORE_THRESHOLD},
+        "iou": {"grid": "the decoder's lattice (grid_points(G), G = the decode resolution)", "reference": "inside the watertight original",
+                "reconstruction": "logit > 0"},
+    }
+    out: dict[str, Any] = {}
+    for m in names:
+        scored = list(values[m].values())
+        out[m] = {"value": float(np.mean(scored)) if scored else None, "count": len(scored), "failed": failed[m],
+                  "per_item": values[m], "settings": settings[m]}
+    if "codebook" in run.metrics:
+        out["codebook"] = codebook_summary(run)
     return out

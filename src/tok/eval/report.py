@@ -101,8 +101,8 @@ def write_report(run: Run, summary: dict[str, Any]) -> None:
             cells.append(_png_data_uri(read_image(perturbed)[0]))
         grid.append("<tr><td>" + html.escape(path.name) + "</td>" + "".join(f'<td><img src="{c}"></td>' for c in cells) + "</tr>")
     has_perturbed = any(run.paths(p)[2].exists() for p in run.files[:1])
-    picture_kind = {"image": "", "audio": " (spectrograms)", "video": " (frames)"}[run.tokenizer.modality]
-    if run.tokenizer.modality != "image":
+    picture_kind = {"image": "", "audio": " (spectrograms)", "video": " (frames)", "shape": ""}[run.tokenizer.modality]
+    if run.tokenizer.modality in ("audio", "video"):
         grid = media_rows(run)
     histogram = ""
     if "codebook" in summary["metrics"]:
@@ -112,6 +112,10 @@ def write_report(run: Run, summary: dict[str, Any]) -> None:
             c = torch.bincount(tokens.streams[0].flatten().long(), minlength=tokens.layout.vocab_sizes[0])
             counts = c if counts is None else counts + c
         histogram = "<h2>Codebook usage</h2>" + usage_svg(counts)
+    pictures = (f"<h2>Originals vs reconstructions{picture_kind}</h2><table><tr><th>file</th><th>original</th><th>reconstruction</th>"
+                f"{'<th>perturbed (pFID)</th>' if has_perturbed else ''}</tr>{''.join(grid)}</table>")
+    if run.tokenizer.modality == "shape":
+        pictures = "<h2>Reconstructions</h2><p>meshes (marching cubes of the decoded occupancy) in recon/*.ply</p>"
     ds = summary["dataset"]
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>tok eval: {html.escape(summary['model'])}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}.s{{font-size:80%;color:#555}}</style>
@@ -119,7 +123,7 @@ def write_report(run: Run, summary: dict[str, Any]) -> None:
 <p>weights {html.escape(summary['weights_digest'] or 'unknown')} · dataset {html.escape(ds['path'])} ({ds['count']} items, digest {ds['digest']})
 · options {html.escape(str(summary['options']))}</p>
 <h2>Metrics</h2><table><tr><th>metric</th><th>value</th><th>items</th><th>settings</th></tr>{''.join(rows)}</table>
-<h2>Originals vs reconstructions{picture_kind}</h2><table><tr><th>file</th><th>original</th><th>reconstruction</th>{'<th>perturbed (pFID)</th>' if has_perturbed else ''}</tr>{''.join(grid)}</table>
+{pictures}
 {histogram}</body></html>
 """
     with atomic_path(run.folder / "report.html") as tmp:

@@ -39,14 +39,15 @@ from ..core.io import atomic_path
 from ..core.media import read_image, write_image
 from ..core.tokenizer import Tokenizer
 from ..core.tokens import Tokens
-from .media import AUDIO_RUN_METRICS, VIDEO_RUN_METRICS
+from .media import AUDIO_RUN_METRICS, SHAPE_RUN_METRICS, VIDEO_RUN_METRICS
 
 RUN_FORMAT = 1
 IMAGE_METRICS = ("psnr", "ssim", "lpips", "rfid", "pfid", "kid", "is", "codebook")
 DEFAULT_METRICS = ("psnr", "ssim", "codebook")
 # Metrics an evaluation run offers per modality, and what it measures when none are named.
-RUN_METRICS = {"image": IMAGE_METRICS, "audio": AUDIO_RUN_METRICS, "video": VIDEO_RUN_METRICS}
-MODALITY_DEFAULTS = {"image": DEFAULT_METRICS, "audio": ("stoi", "mel", "sisdr", "codebook"), "video": ("psnr", "ssim", "codebook")}
+RUN_METRICS = {"image": IMAGE_METRICS, "audio": AUDIO_RUN_METRICS, "video": VIDEO_RUN_METRICS, "shape": SHAPE_RUN_METRICS}
+MODALITY_DEFAULTS = {"image": DEFAULT_METRICS, "audio": ("stoi", "mel", "sisdr", "codebook"), "video": ("psnr", "ssim", "codebook"),
+                     "shape": ("chamfer", "fscore", "iou", "codebook")}
 
 
 def parse_metrics(metrics: str | list[str] | tuple[str, ...] | None, modality: str = "image") -> list[str]:
@@ -149,7 +150,7 @@ class Run:
     def paths(self, path: Path) -> tuple[Path, Path, Path]:
         """(tokens, reconstruction the metrics read, pFID reconstruction) of one input."""
         name = _output_name(path)
-        recon_suffix = {"image": ".png", "audio": ".wav", "video": ".npy"}[self.tokenizer.modality]
+        recon_suffix = {"image": ".png", "audio": ".wav", "video": ".npy", "shape": ".npy"}[self.tokenizer.modality]
         return self.folder / "tokens" / f"{name}.tok", self.folder / "recon" / f"{name}{recon_suffix}", self.folder / "perturbed" / f"{name}.png"
 
     # -- phase 1: reconstruct ------------------------------------------------------------------
@@ -230,6 +231,10 @@ class Run:
             from .media import measure_video
 
             return measure_video(self, metric_weights)
+        if self.tokenizer.modality == "shape":
+            from .media import measure_shape
+
+            return measure_shape(self, metric_weights)
         wanted = set(self.metrics)
         per_image: dict[str, list[Tensor]] = {m: [] for m in ("psnr", "ssim", "lpips") if m in wanted}
         lpips_net = None

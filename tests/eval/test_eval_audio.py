@@ -125,3 +125,19 @@ def test_cli_audio_eval_and_bad_metric(clips, tmp_path):
     assert set(json.loads((tmp_path / "default" / "metrics.json").read_text())["metrics"]) == {"stoi", "mel", "sisdr", "codebook"}
     bad = runner.invoke(main, [*base, "--out", str(tmp_path / "bad"), "--metrics", "psnr"])
     assert bad.exit_code == 1 and "unknown metric(s) psnr for audio models" in bad.output
+
+
+def test_a_codec_writing_its_own_rate_is_brought_to_the_originals(clips, tmp_path):
+    """XY-Tokenizer writes 16 kHz whatever the source; the run resamples to each original's rate and length."""
+    from tok.codecs.xy_tokenizer import XYTokenizer
+    from tok.codecs.xy_tokenizer import preset as xy_preset
+
+    torch.manual_seed(1)
+    model = XYTokenizer(xy_preset("tiny"))
+    model.quantizer.set_random_codebooks(std=0.5)
+    model.eval()
+    summary = tok.evaluate(model, clips, ["sisdr", "mel", "codebook"], out=tmp_path / "run", batch_size=3)
+    for name, rate, length in (("a.wav", 24000, 36000), ("b.wav", 16000, 20_777), ("quiet.wav", 24000, 12_345)):
+        info = soundfile.info(tmp_path / "run" / "recon" / f"{name}.wav")
+        assert (info.samplerate, info.frames) == (rate, length)
+    assert summary["metrics"]["mel"]["count"] == 3 and summary["metrics"]["codebook"]["count"] == 3

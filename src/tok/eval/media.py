@@ -83,7 +83,25 @@ def reconstruct_batch(run: Run, chunk: list[Path], opts: dict[str, Any]) -> None
             save_frames(frames, recon)
         else:
             tokenizer.write_media(out, recon, source)
+            conform_audio(recon, source)
         trimmed(tokenizer, tokens).save(tok_file)  # last: its presence marks the item done
+
+
+def conform_audio(path: Path, source: dict[str, Any]) -> None:
+    """Bring a written reconstruction to the original's sample rate and length when the codec
+    writes at its own rate (XY-Tokenizer writes 16 kHz), so every metric pairs sample for sample."""
+    from ..core.media import read_audio, write_audio
+    from ..core.media.audio import resample
+
+    rate, length = source.get("source_sample_rate"), source.get("source_num_samples")
+    if rate is None or length is None:
+        return
+    wave, info = read_audio(path)
+    if (info.sample_rate, wave.shape[-1]) == (rate, length):
+        return
+    wave = resample(wave, info.sample_rate, int(rate))
+    wave = torch.nn.functional.pad(wave, (0, max(0, int(length) - wave.shape[-1])))[..., : int(length)]
+    write_audio(wave, path, int(rate))
 
 
 def viewable_path(run: Run, path: Path, source: dict[str, Any]) -> Path:

@@ -112,6 +112,9 @@ def test_images_and_clips_mixed_and_the_cli(omni, tmp_path, i3d_file):
     folder.mkdir()
     write_video(_clip(0), folder / "a.mp4", fps=8)
     write_image(_clip(1)[0], folder / "b.png")
+    (folder / "d").mkdir()  # a clip stored as a folder of frames, as the training corpus keeps them
+    for i, frame in enumerate(_clip(2)):
+        write_image(frame, folder / "d" / f"{i:02d}.png")
     weights = tmp_path / "omni.safetensors"
     save_file({k: v.contiguous() for k, v in omni.state_dict().items()}, str(weights))
     runner = CliRunner()
@@ -119,7 +122,8 @@ def test_images_and_clips_mixed_and_the_cli(omni, tmp_path, i3d_file):
     ok = runner.invoke(main, [*base, "--out", str(tmp_path / "run"), "--metrics", "psnr,ssim,codebook"])
     assert ok.exit_code == 0, ok.output
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert set(saved["metrics"]["psnr"]["per_item"]) == {"a.mp4", "b.png"} and saved["metrics"]["psnr"]["settings"]["frames"] == 6
+    assert set(saved["metrics"]["psnr"]["per_item"]) == {"a.mp4", "b.png", "d"} and saved["metrics"]["psnr"]["settings"]["frames"] == 11
+    assert np.load(tmp_path / "run" / "recon" / "d.npy").shape == (5, 3, 64, 64) and (tmp_path / "run" / "recon" / "d.mp4").is_file()
     assert (tmp_path / "run" / "recon" / "b.png.png").is_file()
     # FVD compares clips of one length: an image among videos is named as the cause.
     fvd = runner.invoke(main, [*base, "--out", str(tmp_path / "fvd"), "--metrics", "fvd", "--i3d-weights", str(i3d_file)])

@@ -65,14 +65,33 @@ def parse_metrics(metrics: str | list[str] | tuple[str, ...] | None, modality: s
 
 
 def dataset_digest(files: list[Path]) -> str:
-    """sha256 over every file's name and bytes, in order: the same images give the same digest."""
+    """sha256 over every file's name and bytes, in order: the same images give the same digest.
+    A folder of frames (one video clip) counts as its files in name order."""
     h = hashlib.sha256()
     for path in files:
         h.update(path.name.encode() + b"\0")
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
+        for part in sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]:
+            h.update(part.name.encode() + b"\0")
+            with open(part, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
     return h.hexdigest()[:16]
+
+
+def dataset_items(data: str | os.PathLike, modality: str) -> list[Path]:
+    """The items of `data` for a run: its media files; for video models also its subfolders of
+    frames (the corpus stores clips as CLIP/00.png ...), each one clip."""
+    from ..api import media_files
+    from ..core.media import IMAGE_EXTENSIONS, MEDIA_EXTENSIONS
+
+    folder = Path(data)
+    if modality != "video" or not folder.is_dir():
+        return media_files([data], modality)
+    items = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MEDIA_EXTENSIONS["video"]]
+    items += [p for p in folder.iterdir() if p.is_dir() and any(f.suffix.lower() in IMAGE_EXTENSIONS for f in p.iterdir())]
+    if not items:
+        raise TokError(f"{folder}: no video files, images or folders of frames found")
+    return sorted(items)
 
 
 def write_json(data: dict[str, Any], path: Path) -> None:
@@ -359,11 +378,11 @@ def evaluate(
     `metric_weights` may name files for the metric networks: {"inception": path, "lpips": path,
     "lpips_net": "alex"|"vgg"|"squeeze", "device": ...}. Without `out` the run lives in a
     temporary folder that is removed afterwards."""
-    from ..api import load, media_files
+    from ..api import load
 
     tokenizer = load(model, weights, device) if isinstance(model, str) else model
     names = parse_metrics(metrics, tokenizer.modality)
-    files = media_files([data], tokenizer.modality)
+    files = dataset_items(data, tokenizer.modality)
     if limit is not None:
         files = files[:limit]
     if out is None:

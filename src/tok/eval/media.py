@@ -89,7 +89,8 @@ def reconstruct_batch(run: Run, chunk: list[Path], opts: dict[str, Any]) -> None
 
 def conform_audio(path: Path, source: dict[str, Any]) -> None:
     """Bring a written reconstruction to the original's sample rate and length when the codec
-    writes at its own rate (XY-Tokenizer writes 16 kHz), so every metric pairs sample for sample."""
+    writes at its own rate (a no-op for WavTokenizer and XY-Tokenizer, which write the source's rate),
+    so every metric pairs sample for sample."""
     from ..core.media import read_audio, write_audio
     from ..core.media.audio import resample
 

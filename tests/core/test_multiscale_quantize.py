@@ -199,3 +199,15 @@ def test_bad_inputs_are_named():
         q.ids_to_codes([torch.zeros(1, 1, 1, dtype=torch.long), torch.zeros(1, 3, 3, dtype=torch.long)])
     with pytest.raises(ValueError, match="scale .* is larger than the input map"):
         multi_scale_residual_quantize(torch.randn(1, 2, 2, 2), (1, 4), Exact(2))
+
+
+def test_works_with_the_library_vq_adapter_on_token_sets():
+    from tok.core.quantize import VQQuantizer
+
+    torch.manual_seed(5)
+    q = MultiScaleResidualQuantizer(VQQuantizer(8, 32), scales=(1, 2, 4, 8), spatial_dims=1).eval()
+    z = torch.randn(3, 8, 8)
+    out = q(z)
+    assert [tuple(i.shape) for i in out.ids] == [(3, 1), (3, 2), (3, 4), (3, 8)]
+    torch.testing.assert_close(q.ids_to_codes(out.ids), out.z_q, atol=1e-5, rtol=1e-5)
+    assert q.vocab_size == 32

@@ -67,6 +67,7 @@ class Interrupt(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_interrupted_encoding_resumes_with_every_item_once(tmp_path, photo_classes, tiny, monkeypatch):
     out = tmp_path / "ds"
     # 1. Killed in the middle of a shard, after some .tok files of it were written.

@@ -29,6 +29,7 @@ def run(*args):
     return result
 
 
+@pytest.mark.slow
 def test_encode_train_resume_generate(tmp_path, photos, tiny_flextok_weights):
     ds = tmp_path / "ds"
     result = run("encode", photos, "-m", "flextok-tiny", "--weights", tiny_flextok_weights, "-n", 6, "--dataset", ds, "--shard-size", 4, "--device", "cpu")

@@ -106,3 +106,18 @@ def test_bad_labels_and_unconditional_cfg():
     assert sample(uncond, torch.zeros(2, dtype=torch.long)).shape == (2, 4, 1)
     with pytest.raises(TokError, match="classifier-free guidance needs"):
         sample(uncond, torch.zeros(1, dtype=torch.long), options=SamplingOptions(cfg=2.0))
+
+
+def test_linear_cfg_schedule_over_scales():
+    layout = TokenLayout("scales", (50, 50, 50), (("h", "w"),) * 3)
+    model = random_model(layout, [(1, 1), (2, 2), (3, 3)])
+    labels = torch.tensor([0, 1])
+    greedy = {"temperature": 0.0}
+    linear = sample(model, labels, options=SamplingOptions(cfg=4.0, cfg_schedule="linear", **greedy))
+    plain = sample(model, labels, options=SamplingOptions(**greedy))
+    # Scale 0 is unguided (weight 1); the last scale is guided with weight 1 + 4 = 5.
+    assert torch.equal(linear[:, :1], plain[:, :1])
+    assert not torch.equal(linear, plain)
+    assert torch.equal(linear, sample(model, labels, options=SamplingOptions(cfg=4.0, cfg_schedule="linear", **greedy), use_cache=False))
+    with pytest.raises(TokError, match="unknown guidance schedule"):
+        SamplingOptions(cfg_schedule="cosine")

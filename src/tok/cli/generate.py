@@ -63,6 +63,7 @@ def train_ar_command(tokens, val_tokens, preset_name, out_dir, steps, batch_size
 @click.option("--class", "label", help="Class name or index (default: every class in turn; none for unconditional models).")
 @click.option("-n", "--num", type=click.IntRange(min=1), default=4, show_default=True, help="Number of samples.")
 @click.option("--cfg", type=float, default=1.0, show_default=True, help="Classifier-free guidance: u + cfg * (c - u); 1 = off.")
+@click.option("--cfg-schedule", type=click.Choice(["constant", "linear"]), default="constant", show_default=True, help="linear: VAR's ramp over scales, weight 1 + cfg * g / (G - 1).")
 @click.option("--temperature", type=float, default=1.0, show_default=True, help="0 = greedy.")
 @click.option("--top-k", type=int, default=0, show_default=True, help="0 = off.")
 @click.option("--top-p", type=float, default=1.0, show_default=True, help="In (0, 1]; 1 = off.")
@@ -74,13 +75,13 @@ def train_ar_command(tokens, val_tokens, preset_name, out_dir, steps, batch_size
 @click.option("--steps", "decode_steps", type=int, help="Tokenizer decode steps (FlexTok flow steps).")
 @click.option("--device", help="torch device (default: cuda if available).")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Folder for the .tok files and decoded media.")
-def generate_command(ar_path, label, num, cfg, temperature, top_k, top_p, num_tokens, seed, batch_size, no_cache, weights, decode_steps, device, out_dir) -> None:
+def generate_command(ar_path, label, num, cfg, cfg_schedule, temperature, top_k, top_p, num_tokens, seed, batch_size, no_cache, weights, decode_steps, device, out_dir) -> None:
     """Sample tokens from an AR model and decode them with the tokenizer named in its dataset."""
     from ..generators.generate import generate
 
     opts = {"steps": decode_steps} if decode_steps is not None else {}
     _, _, written = generate(
-        ar_path, num, label=label, cfg=cfg, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, num_tokens=num_tokens,
+        ar_path, num, label=label, cfg=cfg, cfg_schedule=cfg_schedule, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, num_tokens=num_tokens,
         batch_size=batch_size, use_cache=not no_cache, weights=weights, device=device, out_dir=out_dir, **opts,
     )
     media = [p for p in written if p.suffix != ".tok"]

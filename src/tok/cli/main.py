@@ -187,7 +187,7 @@ def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, s
 @click.option("-m", "--model", "model_name", required=True, help="Model to train, e.g. flextok-small.")
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="Folder of training images.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("runs/train"), show_default=True)
-@click.option("--stage", type=click.Choice(["all", "vae", "tokenizer"]), default="all", show_default=True)
+@click.option("--stage", type=click.Choice(["all", "vae", "tokenizer", "pretrain", "posttrain"]), default="all", show_default=True, help="FlexTok: vae/tokenizer; XY-Tokenizer: pretrain/posttrain.")
 @click.option("--steps", type=click.IntRange(min=1), default=5000, show_default=True, help="Tokenizer steps.")
 @click.option("--vae-steps", type=click.IntRange(min=1), default=2000, show_default=True)
 @click.option("-b", "--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Tokenizer batch size.")
@@ -202,7 +202,8 @@ def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, s
 @click.option("--gan-weight", type=float, default=0.0, show_default=True, help="Hinge GAN weight for the VAE (0 = off).")
 @click.option("--l2-weight", type=float, default=1.0, show_default=True)
 @click.option("--max-minutes", type=float, help="Wall-clock cap (audio codecs, HieraTok): stop and save after the step that crosses it.")
-def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_batch_size, vae_crop, vae_full_steps, lr, vae_lr, time_shift, precision, lpips_weight, gan_weight, l2_weight, max_minutes) -> None:
+@click.option("--teacher", type=click.Path(exists=True, path_type=Path), help="XY-Tokenizer: Whisper encoder weights for the frozen semantic tower.")
+def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_batch_size, vae_crop, vae_full_steps, lr, vae_lr, time_shift, precision, lpips_weight, gan_weight, l2_weight, max_minutes, teacher) -> None:
     """Train a tokenizer from scratch on a folder of media; resumes from OUT if it exists.
 
     Multi-GPU / multi-node: `accelerate launch -m tok.cli.main train ...`.
@@ -224,6 +225,13 @@ def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_ba
         weights = HieraTokLossWeights(l1=1.0, l2=l2_weight, lpips=lpips_weight, gan=gan_weight, disc_start=steps // 2)
         max_seconds = max_minutes * 60 if max_minutes is not None else None
         path = run_hieratok(card.builder(card), data, out_dir, steps=steps, batch_size=batch_size, lr=lr, weights=weights, max_seconds=max_seconds, mixed_precision=precision)
+        click.echo(f"wrote {path}")
+        return
+    if card.family == "xy_tokenizer":
+        from ..training.xy_tokenizer import train_from_cli as train_xy
+
+        path = train_xy(card, data, out_dir, stage=stage, steps=steps, batch_size=batch_size, lr=lr, precision=precision,
+                        gan_weight=gan_weight, max_minutes=max_minutes, teacher=teacher)
         click.echo(f"wrote {path}")
         return
     if card.family != "flextok":

@@ -415,16 +415,21 @@ def multi_scale_residual_quantize(
     )
 
 
-def _cumulative_codes(
+def cumulative_codes(
     ids: Sequence[Tensor],
     scales: Sequence[Scale],
     lookup: Callable[[Tensor], Tensor] | Sequence[Callable[[Tensor], Tensor]],
     full: tuple[int, ...],
-    spatial_dims: int,
-    up: Resample,
-    phi: Callable[[Tensor, int], Tensor] | None,
+    spatial_dims: int = 2,
+    up: Resample | None = None,
+    phi: Callable[[Tensor, int], Tensor] | None = None,
 ):
-    """Yield the running sum f_hat (B, C, *full) after each scale of a prefix of `ids`."""
+    """Yield the running sum f_hat (B, C, *full) after each scale of a prefix of `ids`.
+
+    `lookup(ids_k)` returns channel-last codes (a `Quantizer.ids_to_codes`); `up` defaults to
+    bicubic (2D) / linear (1D). Shapes are checked first (TokError naming the scale).
+    """
+    up = up or (bicubic_upsample if spatial_dims == 2 else linear_upsample)
     if len(ids) > len(scales):
         raise TokError(f"got ids for {len(ids)} scales, but the model has {len(scales)}")
     sizes = [scale_size(s, spatial_dims) for s in scales]
@@ -546,12 +551,12 @@ class MultiScaleResidualQuantizer(nn.Module):
         """Sum of the codes of a prefix of whole scales, (B, C, *full_size)."""
         if not ids:
             raise TokError("need the ids of at least one scale")
-        *_, f_hat = _cumulative_codes(ids, self.scales, self._lookups(), self.full_size, self.spatial_dims, self.up, self.phi)
+        *_, f_hat = cumulative_codes(ids, self.scales, self._lookups(), self.full_size, self.spatial_dims, self.up, self.phi)
         return f_hat
 
     def next_scale_inputs(self, ids: Sequence[Tensor]) -> list[Tensor]:
         """For k = 1..len(ids)-1: the running sum after scales < k, area-downsampled to scale k."""
-        sums = _cumulative_codes(ids, self.scales, self._lookups(), self.full_size, self.spatial_dims, self.up, self.phi)
+        sums = cumulative_codes(ids, self.scales, self._lookups(), self.full_size, self.spatial_dims, self.up, self.phi)
         return [self.down(f_hat, self.sizes[k + 1]) for k, f_hat in zip(range(len(ids) - 1), sums)]
 
 

@@ -21,8 +21,8 @@ import json
 import logging
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,15 +237,15 @@ def encode_dataset(
 
     def encode_chunk(number: int, chunk: list[int]) -> Tokens:
         # The public API writes one .tok per item; the shard is assembled from them.
-        folder = pending / f"{number:05d}"
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        outputs = [folder / f"{n:06d}.tok" for n in range(len(chunk))]
+        chunk_dir = pending / f"{number:05d}"
+        shutil.rmtree(chunk_dir, ignore_errors=True)
+        chunk_dir.mkdir(parents=True)
+        outputs = [chunk_dir / f"{n:06d}.tok" for n in range(len(chunk))]
         for _ in encode_files(tokenizer, [files[i] for i in chunk], outputs, num_tokens=num_tokens, batch_size=batch_size):
             if progress:
                 progress(1)
         tokens = Tokens.cat([Tokens.load(p) for p in outputs])
-        shutil.rmtree(folder)
+        shutil.rmtree(chunk_dir)
         return tokens
 
     def commit(chunk: list[int], tokens: Tokens) -> None:

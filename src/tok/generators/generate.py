@@ -57,6 +57,7 @@ def generate(
     *,
     label: str | int | None = None,
     cfg: float = 1.0,
+    cfg_schedule: str = "constant",
     temperature: float = 1.0,
     top_k: int = 0,
     top_p: float = 1.0,
@@ -74,12 +75,12 @@ def generate(
     """Sample `num` items and decode them.
 
     Returns (tokens, media (B, ...) or None without `decode`, written files). With `out_dir`,
-    each item is written as `sample-XXXX.tok` and decoded media (`.png` for images).
+    each item is written as `sample-XXXX.tok` and as media in the tokenizer's modality (`.png`, `.wav`, ...).
     `num_tokens` stops a `sequence` pattern early (FlexTok's coarse-to-fine prefixes).
     """
     from ..api import decode_tokens, load
 
-    options = SamplingOptions(temperature=temperature, top_k=top_k, top_p=top_p, cfg=cfg)
+    options = SamplingOptions(temperature=temperature, top_k=top_k, top_p=top_p, cfg=cfg, cfg_schedule=cfg_schedule)
     if num < 1:
         raise TokError(f"number of samples must be at least 1, got {num}")
     device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -104,13 +105,11 @@ def generate(
     media = decode_tokens(tokenizer, tokens, **decode_opts).cpu() if decode else None
     written: list[Path] = []
     if out_dir is not None:
-        from ..core.media import write_image
-
         out = Path(out_dir)
         for i in range(num):
             written.append(tokens[i].save(out / f"sample-{i:04d}.tok"))
             if media is not None:
-                if tokenizer.modality != "image":
-                    raise TokError(f"writing generated {tokenizer.modality} is not supported yet; the .tok files are in {out}")
-                written.append(write_image(media[i], out / f"sample-{i:04d}.png"))
+                # The tokenizer writes its own modality (image, audio, video or mesh).
+                target = out / f"sample-{i:04d}{tokenizer.output_suffix(sources[i])}"
+                written.append(tokenizer.write_media(media[i], target, sources[i]))
     return tokens, media, written

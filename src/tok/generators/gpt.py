@@ -17,8 +17,9 @@ level embedding to the input.
 Parameter names follow LlamaGen (`tok_embeddings`, `cls_embedding.embedding_table`,
 `layers.N.attention.wqkv`, `attention_norm`, `ffn_norm`, `norm`, `output`), except the
 feed-forward, which is the shared `tok.nn.mlp.GatedMLP` (`fc1`, `fc3`, `fc2` for LlamaGen's
-`w1`, `w3`, `w2`; `llamagen_key` maps them). Differences from LlamaGen: the class token's RoPE
-angles are those of position 0 rather than zeros, and there is no GQA.
+`w1`, `w3`, `w2`; `llamagen_key` maps them). With `llamagen_rope` a LlamaGen c2i checkpoint
+gives LlamaGen's logits (tests/data/llamagen_parity.safetensors); without it, RoPE angles follow
+the predicted token (see `GPTConfig`). No GQA.
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ class GPTConfig:
         class_dropout: probability of replacing a label by the null class in training.
         dropout: residual, feed-forward and input-embedding dropout (LlamaGen uses 0.1).
         rope_base: RoPE frequency base.
+        llamagen_rope: LlamaGen's RoPE convention, to run its checkpoints: each step is rotated by
+            the position of its *input* token, and the class-token step by zero angles (cos = sin
+            = 0, which zeroes its queries and keys). Off: each step is rotated by the position of
+            the token it predicts, which also serves next-scale and delay patterns.
     """
 
     dim: int = 768
@@ -66,6 +71,7 @@ class GPTConfig:
     class_dropout: float = 0.1
     dropout: float = 0.0
     rope_base: float = 10000.0
+    llamagen_rope: bool = False
 
     def __post_init__(self):
         if self.dim % self.num_heads:
@@ -195,7 +201,13 @@ class GPT(nn.Module):
         self.norm = nn.RMSNorm(dim, eps=1e-5)
         self.output = nn.Linear(dim, self.width * self.vocab_size, bias=False)
         rope = RotaryEmbedding(head_dim, pattern.num_axes, config.rope_base)
-        cos, sin = rope(pattern.positions.to(rope.freqs.device))
+        positions = pattern.positions
+        if config.llamagen_rope:
+            positions = positions[pattern.sources.clamp(min=0)]
+        cos, sin = rope(positions.to(rope.freqs.device))
+        if config.llamagen_rope:
+            at_start = (pattern.sources < 0).to(cos.device)[:, None]
+            cos, sin = cos.masked_fill(at_start, 0.0), sin.masked_fill(at_start, 0.0)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
         self.register_buffer("slot_offsets", torch.arange(self.width) * self.vocab_size, persistent=False)

@@ -9,7 +9,9 @@ null-class logits u of the same step, the sampled logits are
 
     u + cfg * (c - u)
 
-so cfg = 1 is plain conditional sampling. Both branches run as one doubled batch
+so cfg = 1 is plain conditional sampling. With `cfg_schedule="linear"` (VAR, arXiv 2404.02905,
+`autoregressive_infer_cfg`) group g of G uses u + (1 + t)(c - u) with t = cfg * g / (G - 1): the
+first scale is unguided and the last gets weight 1 + cfg. Both branches run as one doubled batch
 [conditional; null class] and the sampled ids feed both halves.
 
 Then, in this order: divide by the temperature (0 = greedy), keep the `top_k` largest logits
@@ -35,8 +37,11 @@ class SamplingOptions:
     top_k: int = 0
     top_p: float = 1.0
     cfg: float = 1.0
+    cfg_schedule: str = "constant"
 
     def __post_init__(self):
+        if self.cfg_schedule not in ("constant", "linear"):
+            raise TokError(f"unknown guidance schedule {self.cfg_schedule!r}; expected constant or linear")
         if not self.temperature >= 0:
             raise TokError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
         if not 0 < self.top_p <= 1:
@@ -95,7 +100,7 @@ def sample(
     pattern, device = model.pattern, model.output.weight.device
     labels = labels.to(device).long()
     model.check_labels(labels)
-    guided = options.cfg != 1
+    guided = options.cfg != 1 if options.cfg_schedule == "constant" else options.cfg != 0
     if guided and not model.has_null_class:
         raise TokError("classifier-free guidance needs a class-conditional model trained with class dropout; use cfg 1")
     slices = pattern.group_slices()
@@ -116,7 +121,8 @@ def sample(
     vocab = torch.arange(model.vocab_size, device=device)
     cache = model.make_cache(run_labels.shape[0]) if use_cache else None
     model.eval()
-    for start, end in slices:
+    num_groups = len(pattern.group_slices())
+    for group, (start, end) in enumerate(slices):
         first = start if use_cache else 0
         ids = pattern.inputs(seq, first, end)
         if guided:
@@ -124,7 +130,10 @@ def sample(
         logits = model(ids, run_labels, start=first, cache=cache, last=end - start)  # (B', l, Q, V)
         if guided:
             cond, uncond = logits.float().chunk(2)
-            logits = uncond + options.cfg * (cond - uncond)
+            weight = options.cfg
+            if options.cfg_schedule == "linear":
+                weight = 1 + options.cfg * group / max(num_groups - 1, 1)
+            logits = uncond + weight * (cond - uncond)
         if limited:
             logits = logits.masked_fill(vocab >= limits[start:end, :, None], float("-inf"))
         new = choose(logits, options, generator)

@@ -57,6 +57,11 @@ class WavTokenizerLossWeights:
     mpd_channels: tuple[int, ...] = (32, 128, 512, 1024, 1024)
     mrd_channels: int = 64
     complex_channels: int = 0  # 0 = no DAC-style complex discriminator (the official one is never updated, see fact sheet)
+    # Steps that train encoder and decoder without the quantizer before k-means initialises the
+    # codebook on `kmeans_batches` batches of learned latents (0 = official: k-means on the first
+    # batch of a random encoder). See `generator_losses` for why small CPU runs need it.
+    vq_warmup_steps: int = 0
+    kmeans_batches: int = 4
 
 
 class AudioDiscriminators(nn.Module):
@@ -75,10 +80,25 @@ class AudioDiscriminators(nn.Module):
 
 def generator_losses(model: WavTokenizer, audio: Tensor, step: int, mel_loss: MelReconstructionLoss,
                      discs: AudioDiscriminators | None, weights: WavTokenizerLossWeights, cache: dict) -> dict[str, Tensor]:
-    out = model(audio)
-    recon = out.recon[..., : audio.shape[-1]]
+    """The generator's losses for one batch.
+
+    During `vq_warmup_steps` the latents go to the decoder unquantized. Why: a randomly
+    initialised SEANet gives nearly identical latents for every frame (measured on speech: mean
+    norm 0.48, frame spread 0.008), so k-means on them and the 1000x commitment loss lock the
+    encoder into a handful of codes (5-60 of 4096 used per batch in the first 25 steps on CPU).
+    The official run gets out of it over 1M steps; a 30-minute CPU run does not.
+    """
+    if step < weights.vq_warmup_steps:
+        recon = model.decode_features(model.encode_latents(audio))
+        commit = recon.new_zeros(())
+    else:
+        out = model(audio)
+        recon, commit = out.recon, out.losses["commit"]
+    recon = recon[..., : audio.shape[-1]]
     cache["fake"], cache["real"] = recon.detach(), audio
-    losses = {"mel": mel_loss(recon, audio), "commit": out.losses["commit"]}
+    losses = {"mel": mel_loss(recon, audio), "commit": commit}
+    if step >= weights.vq_warmup_steps:  # codebook use in this batch: a collapse shows up here first
+        losses["codes_used"] = torch.tensor(float(out.tokens.streams[0].unique().numel()))
     total = weights.mel * losses["mel"] + weights.commit * losses["commit"]
     if discs is not None and step >= weights.disc_start:
         for name, disc in discs.parts():
@@ -110,15 +130,16 @@ def discriminator_losses(discs: AudioDiscriminators, cache: dict) -> dict[str, T
 
 
 def save_checkpoint(tokenizer: WavTokenizer, path: str | os.PathLike, dtype: torch.dtype = torch.float16) -> Path:
-    """Write the whole model (our key layout) as safetensors, config in the metadata.
+    """Write the whole model (our key layout) as safetensors in `dtype`, config in the metadata.
 
-    The EMA codebook buffers stay in float32 (ids depend on exact nearest-neighbour distances).
+    The codebook is stored in `dtype` too: loading upcasts every tensor to float32, and encoder
+    and decoder then share that one codebook, so ids stay consistent with the stored weights.
     """
     path = Path(path)
-    state = {}
-    for key, value in tokenizer.state_dict().items():
-        keep_fp32 = "_codebook." in key or not value.is_floating_point()
-        state[key] = value.detach().to("cpu", value.dtype if keep_fp32 else dtype).contiguous()
+    state = {
+        k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
+        for k, v in tokenizer.state_dict().items()
+    }
     metadata = {"tok_family": "wavtokenizer", "tok_config": json.dumps(tokenizer.config.to_dict())}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=metadata)
@@ -161,6 +182,12 @@ def run(
     deadline = time.monotonic() + 60 * max_minutes if max_minutes else None
 
     def loss_fn(model: nn.Module, batch: Tensor, step: int) -> dict[str, Tensor]:
+        codebook_ready = bool(model.quantizer.vq._codebook.initted)
+        if weights.vq_warmup_steps and step >= weights.vq_warmup_steps and not codebook_ready:
+            # k-means on several batches of the warmed-up encoder's latents (train-mode call).
+            with torch.no_grad():
+                crops = torch.stack([dataset[i] for i in range(weights.kmeans_batches * batch_size)]).to(batch.device)
+                model.quantize(model.encode_latents(crops))
         if deadline is not None and time.monotonic() > deadline and train_config.steps > step + 1:
             logger.info("wall-clock cap reached: stopping after step %d", step + 1)
             train_config.steps = step + 1  # the trainer's loop reads this bound every step
@@ -180,12 +207,10 @@ def run(
 def train_from_cli(card, data, out_dir, steps: int, batch_size: int, lr: float, precision: str, gan_weight: float,
                    max_minutes: float | None) -> Path:
     """`tok train --model wavtokenizer-...`: `--gan-weight` > 0 turns on the discriminators
-    (narrow ones for non-official presets)."""
+    (narrow ones for non-official presets); non-official presets warm up 100 steps without the quantizer."""
     tokenizer = card.builder(card)
     official = tokenizer.config.backbone_dim == 768
-    weights = WavTokenizerLossWeights(
-        adversarial=gan_weight, feature_matching=gan_weight,
-        **({} if official else {"mpd_channels": (8, 16, 32, 64, 64), "mrd_channels": 16}),
-    )
+    small = {"mpd_channels": (8, 16, 32, 64, 64), "mrd_channels": 16, "vq_warmup_steps": 100}
+    weights = WavTokenizerLossWeights(adversarial=gan_weight, feature_matching=gan_weight, **({} if official else small))
     return run(tokenizer, data, out_dir, steps=steps, batch_size=batch_size, lr=lr,
                mixed_precision=precision, weights=weights, max_minutes=max_minutes)

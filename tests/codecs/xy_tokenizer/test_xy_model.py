@@ -183,3 +183,20 @@ def test_tokens_from_another_model_are_refused(tiny_xy):
     tokens.model = "flextok-small"
     with pytest.raises(TokError, match="flextok-small"):
         tiny_xy.decode(tokens)
+
+
+def test_mel_filters_match_librosa_slaney():
+    librosa = pytest.importorskip("librosa")
+    from tok.codecs.xy_tokenizer.mel import slaney_mel_filters
+
+    expected = librosa.filters.mel(sr=16000, n_fft=400, n_mels=80, fmin=0.0, fmax=8000.0, htk=False, norm="slaney")
+    torch.testing.assert_close(slaney_mel_filters(201, 80, 16000), torch.from_numpy(expected).double(), atol=1e-7, rtol=1e-5)
+
+
+def test_silence_and_a_single_short_item(tiny_xy):
+    silence = torch.zeros(1, 4000)
+    tokens = tiny_xy.encode(silence)
+    audio = tiny_xy.decode(tokens)
+    assert tokens.streams[0].shape == (1, 8, 4) and audio.shape == (1, 4000) and torch.isfinite(audio).all()
+    # 300 samples (under one 80-ms frame) still give one frame with the tail padded.
+    assert tiny_xy.encode(torch.randn(1, 300) * 0.1).streams[0].shape == (1, 8, 1)

@@ -2,7 +2,13 @@ import pytest
 import torch
 
 from tok import api
-from tok.codecs.xy_tokenizer import XYTokenizer, load_weights, official_state_dict, preset, save_checkpoint
+from tok.codecs.xy_tokenizer import (
+    XYTokenizer,
+    load_weights,
+    official_state_dict,
+    preset,
+    save_checkpoint,
+)
 from tok.core.errors import TokError
 from tok.core.weights import WeightSource
 
@@ -48,7 +54,7 @@ def test_missing_and_unexpected_keys_are_named(tmp_path, tiny_xy):
 
 def test_pickled_objects_are_refused(tmp_path):
     torch.save({"generator": {"x": object()}}, tmp_path / "evil.ckpt")
-    with pytest.raises(TokError, match="cannot read weights"):
+    with pytest.raises(TokError, match="safe loading refuses"):
         _loaded(tmp_path / "evil.ckpt")
 
 

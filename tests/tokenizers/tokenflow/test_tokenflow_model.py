@@ -151,3 +151,15 @@ def test_small_preset_fits_the_bundle_budget():
     size = sum(t.numel() * 2 for t in m.state_dict().values())
     assert size <= 3.5e6
     assert PRESETS["small"].num_tokens == 130
+
+
+def test_next_scale_inputs_follow_the_t2i_recipe(model):
+    ids = model.encode(images()).streams
+    with torch.inference_mode():
+        inputs = model.next_scale_inputs(ids)
+        assert [tuple(x.shape) for x in inputs] == [(2, 12, 2, 2), (2, 12, 4, 4)]
+        c0 = model.quantize.ids_to_codes(ids[0]).permute(0, 3, 1, 2)
+        c1 = model.quantize.ids_to_codes(ids[1]).permute(0, 3, 1, 2)
+        first = F.interpolate(c0, size=(2, 2), mode="bicubic")
+        torch.testing.assert_close(inputs[0], first)
+        torch.testing.assert_close(inputs[1], F.interpolate(first + c1, size=(4, 4), mode="bicubic"))

@@ -126,8 +126,7 @@ class WavTokenizer(Tokenizer):
 
         out = self.quantize(self.encode_latents(audio))
         recon = self.decode_features(out.z_q.transpose(1, 2))
-        tokens = self.make_tokens([out.ids[:, None]]) if not self.training else None
-        return TokenizerOutput(recon, tokens, {"commit": out.loss})
+        return TokenizerOutput(recon, self.make_tokens([out.ids[:, None]]), {"commit": out.loss})
 
     # -- media -----------------------------------------------------------------------------------
     def preprocess(self, media: Tensor) -> Tensor:
@@ -254,12 +253,18 @@ class WavTokenizer(Tokenizer):
         return [torch.cat(parts) for parts in waves]
 
     @torch.inference_mode()
-    def decode(self, tokens: Tokens) -> Tensor:
+    def decode(self, tokens: Tokens, **opts: Any) -> Tensor:
         """Tokens (B, 1, T) -> waveform (B, T * hop) at `sample_rate`.
+
+        Decoding is deterministic: a `seed` option (the CLI always passes one) is ignored; flow
+        options of other families (`steps`, `guidance`) are refused.
 
         Items whose source records fewer frames (`num_frames`, padded batches) are decoded
         without the padding and zero-filled after their end.
         """
+        unknown = sorted(set(opts) - {"seed"})
+        if unknown:
+            raise TokError(f"WavTokenizer decoding has no option {', '.join(unknown)}")
         self.check_tokens(tokens)
         ids = tokens.streams[0].to(self.device)
         if ids.shape[1] != 1:

@@ -15,7 +15,6 @@ official scheme), whose codes and audio are stitched without cross-fade.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,13 @@ from ...core.tokenizer import Tokenizer, TokenizerOutput
 from ...core.tokens import TokenLayout, Tokens
 from ...nn.vocos import Vocos
 from .config import XYTokenizerConfig
-from .layers import Adapter, AudioDecoder, AudioEncoder, ResidualDownConv, UpConv, length_mask
+from .layers import (
+    Adapter,
+    AudioDecoder,
+    AudioEncoder,
+    ResidualDownConv,
+    UpConv,
+)
 from .mel import WhisperLogMel
 from .quantizer import XYResidualVQ
 
@@ -40,7 +45,7 @@ class XYTokenizer(Tokenizer):
         super().__init__(config)
         c = config
         self.name = "xy-tokenizer"
-        tower = dict(num_heads=c.num_heads, ffn_dim=c.ffn_dim)
+        tower = {"num_heads": c.num_heads, "ffn_dim": c.ffn_dim}
         p50, p12 = c.positions_50hz, c.positions_50hz // c.downsample
         self.mel = WhisperLogMel(c.sample_rate, c.n_fft, c.hop_length, c.n_mels)
         self.semantic_encoder = AudioEncoder(c.n_mels, c.dim, c.semantic_layers, max_positions=p50, **tower)
@@ -58,6 +63,10 @@ class XYTokenizer(Tokenizer):
     @property
     def device(self) -> torch.device:
         return self.vocos.head.out.weight.device
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
 
     @property
     def layout(self) -> TokenLayout:
@@ -98,7 +107,7 @@ class XYTokenizer(Tokenizer):
         frames = torch.div(lengths, self.config.frame_samples, rounding_mode="floor")
         z, _ = self.encode_latents(wav, lengths)
         z = z[:, :, : int(frames.max())]
-        z_q, ids, commitment = self.quantizer(z, frames)
+        z_q, _, commitment = self.quantizer(z, frames)
         recon = self.decode_latents(z_q, frames)
         return TokenizerOutput(recon, None, {"commitment": commitment})
 
@@ -131,12 +140,21 @@ class XYTokenizer(Tokenizer):
         return self.encode(wav, lengths=lengths, sources=sources, **opts)
 
     def write_media(self, item: Tensor, path: Path, source: dict[str, Any] | None = None) -> Path:
-        from ...core.media.audio import write_audio
+        """Write one decoded waveform, trimmed to the source's length, at the source's sample rate
+        (as WavTokenizer does: a 44.1 kHz input comes back as 44.1 kHz with its sample count)."""
+        from ...core.media.audio import resample, write_audio
 
-        num_samples = (source or {}).get("num_samples")
-        if num_samples is not None:
-            item = item[..., : int(num_samples)]
-        return write_audio(item, path, self.config.sample_rate)
+        source = source or {}
+        wave = item.reshape(-1)
+        if "num_samples" in source:
+            wave = wave[: int(source["num_samples"])]
+        rate = int(source.get("source_sample_rate", self.sample_rate))
+        if rate != self.sample_rate:
+            wave = resample(wave, self.sample_rate, rate)
+            if "source_num_samples" in source:
+                n = int(source["source_num_samples"])
+                wave = F.pad(wave, (0, max(0, n - wave.shape[-1])))[:n]
+        return write_audio(wave, path, rate)
 
     @property
     def media_suffix(self) -> str:
@@ -169,7 +187,7 @@ class XYTokenizer(Tokenizer):
             return None, 0
         if context_seconds is None:
             context_seconds = c.max_seconds / 3
-        context = int(round(context_seconds * c.frame_rate))
+        context = round(context_seconds * c.frame_rate)
         if not 0 <= context < c.window_frames:
             raise TokError(f"context of {context_seconds} s must lie in [0, {c.max_seconds}) s")
         return c.window_frames, context
@@ -241,8 +259,12 @@ class XYTokenizer(Tokenizer):
         return ids
 
     @torch.inference_mode()
-    def decode(self, tokens: Tokens, *, context_seconds: float | None = None, one_piece: bool = False, batch_size: int = 8) -> Tensor:
+    def decode(
+        self, tokens: Tokens, *, context_seconds: float | None = None, one_piece: bool = False, batch_size: int = 8, seed: int | None = None
+    ) -> Tensor:
         """Tokens -> waveform (B, max num_samples); each item's samples past its length are zero.
+
+        The decoder is deterministic: `seed` (passed by `tok decode` to every model) is unused.
 
         Windows of `max_seconds` of codes (right context `context_seconds`, as in `encode`); windows
         of equal length are decoded together, so every item decodes as it would alone.
@@ -278,10 +300,3 @@ class XYTokenizer(Tokenizer):
 def build(config: XYTokenizerConfig) -> XYTokenizer:
     return XYTokenizer(config)
 
-
-def count_parameters(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def expected_num_frames(num_samples: int, frame_samples: int = 1280, pad_tail: bool = True) -> int:
-    return math.ceil(num_samples / frame_samples) if pad_tail else num_samples // frame_samples

@@ -11,6 +11,7 @@ official layout, so one loader serves both, strictly.
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -19,7 +20,13 @@ from torch import Tensor
 
 from ...core.errors import TokError
 from ...core.io import atomic_path
-from ...core.weights import WeightSource, check_keys, file_digest, load_strict, read_state_dict
+from ...core.weights import (
+    WeightSource,
+    check_keys,
+    file_digest,
+    load_strict,
+    read_state_dict,
+)
 from .model import XYTokenizer
 from .quantizer import library_to_official, official_to_library
 
@@ -56,7 +63,11 @@ def load_weights(model: XYTokenizer, source: WeightSource) -> None:
         path = next((p for p in candidates if p.is_file()), None)
         if path is None:
             raise TokError(f"{source.path}: folder has neither {CHECKPOINT_FILE} nor model.safetensors")
-    load_state(model, read_state_dict(path), path)
+    try:
+        state = read_state_dict(path)
+    except pickle.UnpicklingError as e:
+        raise TokError(f"{path}: checkpoint holds objects that safe loading refuses ({str(e).splitlines()[0]})") from None
+    load_state(model, state, path)
     model.weights_digest = file_digest(path)
 
 

@@ -35,6 +35,7 @@ from ...core.media import resize_shorter_side
 from ...core.quantize import (
     MultiScaleOutput,
     bicubic_upsample,
+    cumulative_codes,
     flatten_scale_ids,
     multi_scale_residual_quantize,
     split_scale_ids,
@@ -148,6 +149,8 @@ class TokenFlow(Tokenizer):
 
     def check_tokens(self, tokens: Tokens, origin: str = "tokens") -> None:
         """As the base check, but any prefix of whole scales is a valid layout."""
+        if tokens.model != self.name:
+            raise TokError(f"{origin} were made by model {tokens.model!r}, not {self.name!r}: decode them with --model {tokens.model}")
         k = tokens.layout.num_streams
         if not 1 <= k <= len(self.config.scales) or not tokens.layout.compatible_with(self.layout_for(k)):
             scales = tokens.layout.extra.get("scales", "?")
@@ -155,8 +158,6 @@ class TokenFlow(Tokenizer):
                 f"{origin}: layout {tokens.layout.kind} with {k} streams (scales {scales}) is not a prefix of "
                 f"{self.name!r}'s scales {list(self.config.scales)}"
             )
-        if tokens.model != self.name:
-            raise TokError(f"{origin} were made by model {tokens.model!r}, not {self.name!r}: decode them with --model {tokens.model}")
         if tokens.weights_digest and self.weights_digest and tokens.weights_digest != self.weights_digest:
             raise TokError(f"{origin} were made with weights {tokens.weights_digest}, but {self.name!r} has weights {self.weights_digest}")
         tokens.validate_ids(origin)
@@ -218,17 +219,32 @@ class TokenFlow(Tokenizer):
             image = F.interpolate(image, size=(self.config.image_size,) * 2, mode="bicubic")
         return image
 
-    def ids_to_features(self, ids: list[Tensor] | Tensor) -> Tensor:
-        """Per-scale ids (or one flat (B, L) sequence, L a sum of whole scales) -> f_hat (B, 40, g, g)."""
+    def _running_sums(self, ids: list[Tensor] | Tensor):
         if isinstance(ids, Tensor):
             ids = split_scale_ids(ids, self.config.scales, what="token ids")
         g = self.config.grid
-        f_hat = None
-        for s, idx in zip(self.config.scales, ids):
-            codes = rearrange(self.quantize.ids_to_codes(idx.long()), "b h w c -> b c h w")
-            codes = bicubic_upsample(codes, (g, g)) if s != g else codes
-            f_hat = codes if f_hat is None else f_hat + codes
+        return cumulative_codes([i.long() for i in ids], self.config.scales, self.quantize.ids_to_codes, (g, g), up=bicubic_upsample)
+
+    def ids_to_features(self, ids: list[Tensor] | Tensor) -> Tensor:
+        """Per-scale ids (or one flat (B, L) sequence, L a sum of whole scales) -> f_hat (B, 40, g, g):
+        the sum of the bicubic-upsampled codes (the official `decode_code`)."""
+        *_, f_hat = self._running_sums(ids)
         return f_hat
+
+    def next_scale_inputs(self, ids: list[Tensor] | Tensor) -> list[Tensor]:
+        """Teacher-forcing inputs of the t2i next-scale model (official `VQTower.forward`): the codes
+        are summed at the current scale's size and the sum is bicubic-resized to the next scale,
+        giving for each scale k >= 1 a (B, 40, s_k, s_k) map."""
+        if isinstance(ids, Tensor):
+            ids = split_scale_ids(ids, self.config.scales, what="token ids")
+        f_hat, inputs = None, []
+        for k, idx in enumerate(ids[:-1]):
+            codes = rearrange(self.quantize.ids_to_codes(idx.long()), "b h w c -> b c h w")
+            f_hat = codes if f_hat is None else f_hat + codes
+            nxt = self.config.scales[k + 1]
+            f_hat = F.interpolate(f_hat, size=(nxt, nxt), mode="bicubic")
+            inputs.append(f_hat)
+        return inputs
 
     # -- contract ------------------------------------------------------------------------------
     @torch.inference_mode()

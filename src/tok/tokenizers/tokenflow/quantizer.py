@@ -75,8 +75,10 @@ class DualCodebookQuantizer(Quantizer):
         return squared_distances(z_sem, e_sem) + self.pixel_weight * squared_distances(z_pix, e_pix)
 
     def nearest(self, z_sem: Tensor, z_pix: Tensor, e_sem: Tensor, e_pix: Tensor) -> Tensor:
-        """argmin of the joint distance, in row chunks so (N, K) never gets large."""
-        with torch.no_grad():
+        """argmin of the joint distance, in row chunks so (N, K) never gets large; always in fp32
+        (bf16 distances change ids)."""
+        z_sem, z_pix, e_sem, e_pix = (t.float() for t in (z_sem, z_pix, e_sem, e_pix))
+        with torch.no_grad(), torch.autocast(z_sem.device.type, enabled=False):
             return torch.cat(
                 [
                     self.joint_distances(s, p, e_sem, e_pix).argmin(1)

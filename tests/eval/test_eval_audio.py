@@ -139,3 +139,28 @@ def test_a_codec_writing_its_own_rate_is_brought_to_the_originals(clips, tmp_pat
         info = soundfile.info(tmp_path / "run" / "recon" / f"{name}.wav")
         assert (info.samplerate, info.frames) == (rate, length)
     assert summary["metrics"]["mel"]["count"] == 3 and summary["metrics"]["codebook"]["count"] == 3
+
+
+def test_utmos_of_every_reconstruction_and_missing_weights(clips, tmp_path, monkeypatch):
+    import tok.metrics.utmos as utmos_module
+    from tok.core.media import read_audio
+    from tok.metrics.utmos import UTMOS, UTMOS22Strong, Wav2Vec2Config
+
+    small = UTMOS22Strong(Wav2Vec2Config(dim=32, layers=1, heads=2, ffn_dim=32, conv_dim=16, pos_kernel=8, pos_groups=2)).eval()
+    monkeypatch.setattr(utmos_module, "UTMOS", lambda weights=None, device=None: UTMOS(model=small, device="cpu"))
+    model = random_wavtokenizer()
+    weights = tmp_path / "utmos22_strong_step7459_v1.pt"
+    weights.write_bytes(b"stand-in: the scorer is replaced above")
+    summary = tok.evaluate(model, clips, ["utmos", "sisdr"], out=tmp_path / "run", metric_weights={"utmos": weights}, batch_size=3)
+    u = summary["metrics"]["utmos"]
+    assert u["count"] == 3 and set(u["per_item"]) == {"a.wav", "b.wav", "quiet.wav"}
+    alone = UTMOS(model=small, device="cpu")
+    for name in ("a.wav", "b.wav"):
+        wave, info = read_audio(tmp_path / "run" / "recon" / f"{name}.wav")
+        assert u["per_item"][name] == pytest.approx(float(alone([wave[0]], info.sample_rate)[0]), abs=1e-4)
+    monkeypatch.undo()
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    with pytest.raises(tok.core.TokError, match=r"utmos22_strong_step7459_v1\.pt"):
+        tok.evaluate(model, clips, ["utmos"], out=tmp_path / "none")
+    assert not (tmp_path / "none" / "recon").exists()

@@ -38,7 +38,7 @@ from ..core.tokens import Tokens
 if TYPE_CHECKING:
     from .run import Run
 
-AUDIO_RUN_METRICS = ("pesq", "stoi", "estoi", "mel", "sisdr", "codebook")
+AUDIO_RUN_METRICS = ("pesq", "stoi", "estoi", "mel", "sisdr", "utmos", "codebook")
 VIDEO_RUN_METRICS = ("psnr", "ssim", "fvd", "codebook")
 
 
@@ -150,6 +150,7 @@ AUDIO_SETTINGS = {
     "estoi": {"extended": True},
     "mel": {"windows": "32..2048", "n_mels": "5..320", "log": "log10, clamp 1e-5", "reduction": "L1 mean per scale, summed"},
     "sisdr": {"unit": "dB", "zero_mean": True},
+    "utmos": {"model": "UTMOS22 strong", "rate": "16 kHz (resampled)", "of": "reconstructions"},
 }
 
 
@@ -165,10 +166,10 @@ def _audio_score(name: str, ref: Tensor, rec: Tensor, rate: int) -> float:
     return float(A.si_sdr_per_item(ref[None], rec[None])[0])
 
 
-def measure_audio(run: Run) -> dict[str, Any]:
+def measure_audio(run: Run, metric_weights: dict[str, Any]) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
-    names = [m for m in run.metrics if m in AUDIO_SETTINGS]
+    names = [m for m in run.metrics if m in AUDIO_SETTINGS and m != "utmos"]
     values: dict[str, dict[str, float]] = {m: {} for m in names}
     failed: dict[str, list[dict[str, str]]] = {m: [] for m in names}
     seconds = 0.0
@@ -180,14 +181,34 @@ def measure_audio(run: Run) -> dict[str, Any]:
                 values[m][path.name] = _audio_score(m, ref, rec, rate)
             except TokError as e:
                 failed[m].append({"item": path.name, "error": str(e)})
+    if "utmos" in run.metrics:
+        names.append("utmos")
+        values["utmos"], failed["utmos"] = utmos_scores(run, metric_weights), []
     out: dict[str, Any] = {}
     for m in names:
         scored = list(values[m].values())
         out[m] = {"value": float(np.mean(scored)) if scored else None, "count": len(scored), "failed": failed[m],
-                  "per_item": values[m], "settings": AUDIO_SETTINGS[m] | ({"unit": "dB"} if m == "sisdr" else {})}
+                  "per_item": values[m], "settings": AUDIO_SETTINGS[m]}
     if "codebook" in run.metrics:
         out["codebook"] = codebook_summary(run, seconds=seconds)
     return out
+
+
+def utmos_scores(run: Run, metric_weights: dict[str, Any]) -> dict[str, float]:
+    """UTMOS of every reconstruction (batched with a padding mask, so each scores as it would alone)."""
+    from ..core.media import read_audio
+    from ..metrics import utmos as utmos_module
+
+    scorer = utmos_module.UTMOS(metric_weights.get("utmos"), device=metric_weights.get("device"))
+    by_rate: dict[int, list[tuple[str, Tensor]]] = {}
+    for path in run.files:
+        wave, info = read_audio(run.paths(path)[1])
+        by_rate.setdefault(info.sample_rate, []).append((path.name, wave[0]))
+    scores = {}
+    for rate, clips in by_rate.items():
+        for (name, _), score in zip(clips, scorer([c for _, c in clips], rate)):
+            scores[name] = float(score)
+    return {p.name: scores[p.name] for p in run.files}
 
 
 def measure_video(run: Run, metric_weights: dict[str, Any]) -> dict[str, Any]:

@@ -245,7 +245,7 @@ class Run:
         if self.tokenizer.modality == "audio":
             from .media import measure_audio
 
-            return measure_audio(self)
+            return measure_audio(self, metric_weights)
         if self.tokenizer.modality == "video":
             from .media import measure_video
 
@@ -445,6 +445,10 @@ def check_metric_weights(names: list[str], metric_weights: dict[str, Any], token
         from ..metrics.weights import I3D_FVD
 
         resolve(I3D_FVD, metric_weights.get("i3d"))
+    if "utmos" in names:
+        from ..metrics.weights import UTMOS22_STRONG
+
+        resolve(UTMOS22_STRONG, metric_weights.get("utmos"))
     if set(names) & {"rfid", "pfid", "kid", "is"}:
         resolve(INCEPTION_FID, metric_weights.get("inception"))
     if "lpips" in names:

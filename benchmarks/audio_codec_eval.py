@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     import torchaudio
-    from pesq import pesq
+    from pesq import PesqError, pesq
     from pystoi import stoi
 
     from tok.api import load
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
         row = {"file": path.name, "seconds": ref.size / 16000, "stoi": float(stoi(ref, deg, 16000, extended=False))}
         try:
             row["pesq_wb"] = float(pesq(16000, ref, deg, "wb"))
-        except Exception:  # pesq raises on clips without detectable speech
+        except PesqError:  # e.g. clips without detectable speech
             pesq_errors += 1
         row["mel_distance"] = float((log_mel(decoded16[None].float(), mel) - log_mel(original.float(), mel)).abs().mean())
         rows.append(row)

@@ -35,6 +35,6 @@ if args.init:
     own = model.state_dict()
     start = {k: v.float() for k, v in load_file(str(args.init)).items() if k in own and own[k].shape == v.shape and "_codebook" not in k}
     model.load_state_dict(start, strict=False)
-    logging.info("initialised %d of %d tensors from %s", len(start), len(own), args.init)
+    logging.getLogger(__name__).info("initialised %d of %d tensors from %s", len(start), len(own), args.init)
 weights = WavTokenizerLossWeights(adversarial=0, feature_matching=0, vq_warmup_steps=50)
 print(run(model, args.data, args.out, steps=5000, batch_size=8, lr=1e-3, weights=weights, max_minutes=args.minutes))

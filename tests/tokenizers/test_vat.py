@@ -216,3 +216,57 @@ def test_loss_is_bce_plus_weighted_terms(tiny):
     logits = tiny(points, queries).recon
     assert torch.allclose(losses["bce"], F.binary_cross_entropy_with_logits(logits, occ))
     assert torch.allclose(losses["loss"], losses["bce"] + c.kl_weight * losses["kl"] + c.vq_weight * losses["vq"])
+
+
+def test_next_scale_generator_learns_and_samples_decodable_tokens(trained_tiny):
+    """The AR generator's next-scale pattern on VAT's 1D scales: train on one shape's tokens,
+    sample greedily, get the same tokens back, decode them to a mesh."""
+    from tok.generators.gpt import GPT
+    from tok.generators.gpt import preset as gpt_preset
+    from tok.generators.patterns import build_pattern
+    from tok.generators.sampling import SamplingOptions, sample_streams
+
+    path, weights = trained_tiny
+    model = tok.load("vat-tiny", weights, device="cpu")
+    tokens = model.encode(model.read_media(path)[0][None])
+    pattern = build_pattern(tokens.layout, [tuple(s.shape[1:]) for s in tokens.streams])
+    seq = pattern.to_sequence(tokens.streams)
+    assert seq.shape == (1, 30, 1) and pattern.groups.tolist() == [0] + [1] * 4 + [2] * 9 + [3] * 16
+    assert all(torch.equal(a, b) for a, b in zip(pattern.from_sequence(seq), tokens.streams))
+    torch.manual_seed(0)
+    gpt = GPT(gpt_preset("tiny", num_classes=1), pattern)
+    optimizer = torch.optim.Adam(gpt.parameters(), lr=1e-2)
+    labels = torch.zeros(4, dtype=torch.long)
+    for _ in range(200):
+        loss = gpt.loss(seq.expand(4, -1, -1), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    streams = sample_streams(gpt.eval(), labels[:1], options=SamplingOptions(temperature=0.0))
+    assert all(torch.equal(a, b) for a, b in zip(streams, tokens.streams)), f"loss {loss.item():.3f}"
+    grid = model.decode(model.make_tokens(streams))[0]
+    out = model.write_media(grid, path.parent / "sampled.ply", tokens.sources[0] if tokens.sources else None)
+    assert len(read_shape(out).faces) > 0
+
+
+def test_codebook_initialised_per_scale(tiny):
+    z = torch.randn(20, 16, 8)
+    residuals = tiny.quantizer.scale_residuals(z)
+    assert [tuple(r.shape) for r in residuals] == [(20, 8), (80, 8), (180, 8), (320, 8)]
+    # The coarsest residual is the token average; the finest is what the coarser scales left.
+    torch.testing.assert_close(residuals[0], z.mean(1))
+    tiny.quantizer.init_codebook_per_scale(z, torch.Generator().manual_seed(0))
+    codebook = tiny.quantizer.codebook
+    for r, (start, stop) in zip(residuals, [(0, 16), (16, 32), (32, 48), (48, 64)]):
+        assert (codebook[start:stop, None] == r[None]).all(-1).any(1).all()
+
+
+def test_cli_prefix_decoding_and_foreign_options(trained_tiny, tmp_path):
+    path, weights = trained_tiny
+    runner = CliRunner()
+    runner.invoke(main, ["encode", str(path), "-m", "vat-tiny", "--weights", str(weights), "-o", str(tmp_path / "s.tok")])
+    result = runner.invoke(main, ["decode", str(tmp_path / "s.tok"), "--scales", "3", "-o", str(tmp_path / "c.ply"), "--weights", str(weights)])
+    assert result.exit_code == 0, result.output
+    assert len(read_shape(tmp_path / "c.ply").faces) > 0
+    result = runner.invoke(main, ["decode", str(tmp_path / "s.tok"), "--steps", "3", "--weights", str(weights)])
+    assert result.exit_code == 1 and "does not take --steps" in result.output

@@ -58,3 +58,17 @@ def test_lr_factor_warmup_and_cosine():
     assert lr_factor(TrainConfig("x", warmup_steps=10), 500) == 1.0
     with pytest.raises(ValueError, match="unknown lr_decay"):
         lr_factor(TrainConfig("x", lr_decay="linear"), 1)
+
+
+def test_alignment_hook_adds_a_loss_term(photos, tmp_path):
+    calls = []
+
+    def align(model, images, out):
+        calls.append(images.shape)
+        return out.recon.pow(2).mean()
+
+    run(HieraTok(preset("tiny")), photos, tmp_path / "out", steps=2, batch_size=2,
+        weights=HieraTokLossWeights(lpips=0.0, gan=0.0, align=0.5), mixed_precision="no", align_fn=align)
+    log = [json.loads(line) for line in (tmp_path / "out" / "train" / "log.jsonl").read_text().splitlines()]
+    assert len(calls) == 2 and calls[0] == (2, 3, 32, 32)
+    assert log[-1]["loss"] == pytest.approx(log[-1]["l1"] + 0.5 * log[-1]["align"], rel=1e-5)

@@ -24,7 +24,6 @@ from torch import Tensor, nn
 from ..core.media import list_media
 from ..core.weights import WeightSource
 from ..tokenizers.vat import VAT, load_weights, preset, save_checkpoint
-from ..tokenizers.vat.model import latent_statistics
 from .shapes import (
     ShapeDataset,
     ShapeSamples,
@@ -98,6 +97,7 @@ def run(
     num_procedural: int = 200,
     corpus_repeats: int = 4,
     minutes: float | None = None,
+    augment: bool = False,
 ) -> Path:
     """Train `model_name`'s preset from scratch into `out_dir`; returns the fp16 checkpoint path.
 
@@ -110,7 +110,7 @@ def run(
     corpus = [s for s in shapes if not s.name.startswith("procedural:")]
     # Corpus shapes repeat so they are not swamped by the procedural ones.
     mixed = corpus * corpus_repeats + [s for s in shapes if s.name.startswith("procedural:")]
-    dataset = ShapeDataset(mixed, config.num_points, config.num_uniform_queries, config.num_near_queries, repeats=4)
+    dataset = ShapeDataset(mixed, config.num_points, config.num_uniform_queries, config.num_near_queries, repeats=4, augment=augment)
     started = time.time()
     deadline_a = started + 60 * 0.6 * minutes if minutes else None
     deadline_b = started + 60 * minutes if minutes else None
@@ -123,10 +123,12 @@ def run(
         save_checkpoint(model, phase_a, torch.float32)
     else:
         load_weights(model, WeightSource("explicit", phase_a))
-    # Codebook from phase-A posterior means of the training shapes.
+    # Codebook from the per-scale residuals of phase-A posterior means of the training shapes.
     model.eval()
     points = torch.stack([dataset[i][0] for i in range(min(len(dataset), 512))])
-    model.quantizer.init_codebook(latent_statistics(model, points), torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        means = torch.cat([model.posterior(p)[0] for p in points.split(16)])
+    model.quantizer.init_codebook_per_scale(means, torch.Generator().manual_seed(0))
     model.train()
     train_config = TrainConfig(str(out_dir / "b"), steps=steps_b, batch_size=batch_size, lr=lr / 2, warmup_steps=50, ema_decay=0.995, save_every=500, log_every=25)
     trainer = Trainer(train_config, model, dataset, make_loss(config, True, train_config, deadline_b))
@@ -149,10 +151,11 @@ def main() -> None:
     parser.add_argument("--procedural", type=int, default=200)
     parser.add_argument("--minutes", type=float, help="wall-clock cap of the training (data preparation excluded)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--augment", action="store_true", help="random signed axis permutations (48 cube symmetries)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     torch.set_num_threads(args.threads)
-    print(run(args.model, args.data, args.out, steps_a=args.steps_a, steps_b=args.steps_b, batch_size=args.batch_size, lr=args.lr, num_procedural=args.procedural, minutes=args.minutes))
+    print(run(args.model, args.data, args.out, steps_a=args.steps_a, steps_b=args.steps_b, batch_size=args.batch_size, lr=args.lr, num_procedural=args.procedural, minutes=args.minutes, augment=args.augment))
 
 
 if __name__ == "__main__":

@@ -152,13 +152,19 @@ def evaluate(model: VAT, shapes: list[EvalShape], grid: int = 64, samples: int =
 
 
 def summarise(rows: list[dict]) -> list[dict]:
-    """Mean over shapes per (scales, codec)."""
+    """Mean over shapes per (scales, codec); `codec` names the first shape's grid size for the trivial codec."""
     keys = sorted({(r["scales"], r["codec"].startswith("grid")) for r in rows})
     out = []
     for scales, is_grid in keys:
         group = [r for r in rows if r["scales"] == scales and r["codec"].startswith("grid") == is_grid]
-        means = {m: float(np.nanmean([r[m] for r in group])) for m in ("chamfer", "fscore", "iou")}
-        out.append({"scales": scales, "tokens": group[0]["tokens"], "bits": group[0]["bits"], "codec": group[0]["codec"], "shapes": len(group), **means})
+        means = {m: float(np.mean([r[m] for r in group])) for m in ("fscore", "iou")}
+        # Chamfer is undefined for an empty reconstruction: averaged over the others, which are counted.
+        chamfers = [r["chamfer"] for r in group if not math.isnan(r["chamfer"])]
+        means["chamfer"] = float(np.mean(chamfers)) if chamfers else float("nan")
+        out.append({
+            "scales": scales, "tokens": group[0]["tokens"], "bits": group[0]["bits"], "codec": group[0]["codec"],
+            "shapes": len(group), "empty": len(group) - len(chamfers), **means,
+        })
     return out
 
 
@@ -172,7 +178,8 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--procedural", type=int, default=10)
-    parser.add_argument("--grid", type=int, default=64)
+    parser.add_argument("--grid", type=int, default=64, help="IoU lattice and VAT's marching-cubes grid")
+    parser.add_argument("--samples", type=int, default=10000, help="surface samples per mesh for Chamfer and F-score")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -184,11 +191,14 @@ def main() -> None:
     procedural = [s for s in (procedural_eval_shape(EVAL_SEED + i, bound) for i in range(3 * args.procedural)) if s][: args.procedural]
     result = {}
     for label, shapes in (("corpus", corpus), ("procedural", procedural)):
-        rows = evaluate(model, shapes, grid=args.grid)
+        rows = evaluate(model, shapes, grid=args.grid, samples=args.samples)
         result[label] = {"rows": rows, "summary": summarise(rows)}
         print(f"== {label} held-out ({len(shapes)} shapes)")
         for r in result[label]["summary"]:
-            print(f"scales {r['scales']:2d} tokens {r['tokens']:4d} bits {r['bits']:6.0f} {r['codec']:7s} chamfer {r['chamfer']:.4f} F@1% {r['fscore']:.3f} IoU {r['iou']:.3f}")
+            print(
+                f"scales {r['scales']:2d} tokens {r['tokens']:4d} bits {r['bits']:6.0f} {r['codec']:7s} chamfer {r['chamfer']:.4f} "
+                f"F@1% {r['fscore']:.3f} IoU {r['iou']:.3f} empty {r['empty']}"
+            )
     if args.out:
         args.out.write_text(json.dumps(result, indent=1))
 

@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 import tok
 from tok.cli.main import main
 from tok.core import Tokens, TokError
+from tok.core.media import read_image
 from tok.core.weights import WeightSource
 from tok.tokenizers.hieratok import HieraTok, load_weights, preset
 from tok.training.hieratok import save_checkpoint
@@ -112,3 +113,22 @@ def test_cli_ids_outside_the_vocabulary(run, tmp_path, tiny_weights):
 def test_flextok_refuses_scales(run, tmp_path, photo, tiny_flextok_weights):
     result = run("encode", photo, "--model", "flextok-tiny", "--weights", tiny_flextok_weights, "--scales", "2", "-o", tmp_path / "f.tok")
     assert result.exit_code == 1 and "does not take --scales" in result.output
+
+
+def test_cli_train_tiny(run, tmp_path, photo):
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(photo, data / "a.jpg")
+    result = run("train", "--model", "hieratok-tiny", "--data", data, "--out", tmp_path / "out", "--steps", "2", "-b", "2",
+                 "--lpips-weight", "0", "--precision", "no")
+    assert result.exit_code == 0, result.output
+    model = tok.load("hieratok-tiny", tmp_path / "out" / "model.safetensors", device="cpu")
+    assert model.encode(torch.zeros(1, 3, 32, 32)).num_tokens == 21
+
+
+def test_python_api_encode_file_with_scales(tmp_path, photo, tiny_weights):
+    model = tok.load("hieratok-tiny", tiny_weights, device="cpu")
+    out = tok.encode_file(photo, model, tmp_path / "p.tok", scales=1)
+    assert Tokens.load(out).shapes == [(1, 1, 1)]
+    image = tok.decode_file(out, tmp_path / "p.png", model=model)
+    assert read_image(image)[0].shape == (3, 32, 32)

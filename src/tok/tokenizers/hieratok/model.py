@@ -242,8 +242,10 @@ class HieraTok(Tokenizer):
             raise TokError(f"expected latents (B, {expected}, {self.config.latent_channels}) for {k} scales, got {tuple(z.shape)}")
         if self.quantizer is None:
             z = z / self.latent_scale + self.latent_mean
+        if k < self.num_scales:
+            z = self.fill_prefix(z, k)
         with self._autocast(z):
-            return self.decoder(self.fill_prefix(z, k), self.attn_mask).float().clamp(-1, 1)
+            return self.decoder(z, self.attn_mask).float().clamp(-1, 1)
 
     # -- ids ------------------------------------------------------------------------------------
     def split_scales(self, ids: Tensor) -> list[Tensor]:

@@ -122,10 +122,11 @@ PRESETS: dict[str, VATConfig] = {
     "b": VATConfig(),
     # Bundled, trained on a shared CPU: 155 tokens (sides 1..8), 1024 codes (10-bit ids).
     "small": VATConfig(
-        num_points=256, num_latents=64, scale_sides=(1, 2, 3, 4, 5, 6, 8), width=96, head_dim=32,
-        encoder_depth=2, decoder_depth=2, latent_channels=8, codebook_size=1024, triplane_resolution=8,
-        plane_channels=16, upsample_stages=2, mlp_depth=2, mlp_hidden=64, num_uniform_queries=512,
-        num_near_queries=512, near_sigma=0.02, mc_resolution=64, kl_weight=1e-4,
+        num_points=192, num_latents=64, scale_sides=(1, 2, 3, 4, 5, 6, 8), width=64, head_dim=16,
+        encoder_depth=2, decoder_depth=2, latent_channels=8, codebook_size=1024, triplane_resolution=6,
+        plane_channels=16, upsample_stages=2, mlp_depth=2, mlp_hidden=64, num_uniform_queries=256,
+        # Its 24^2 planes have cells of 0.083: offsets much below that are noise to the model.
+        num_near_queries=256, near_sigma=0.06, mc_resolution=64, kl_weight=1e-4,
     ),
     # Tests: the fact sheet's small CPU config.
     "tiny": VATConfig(

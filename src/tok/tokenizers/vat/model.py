@@ -261,7 +261,7 @@ class VAT(Tokenizer):
         return x
 
     @torch.inference_mode()
-    def encode(self, x: Tensor, sources: list[dict[str, Any]] | None = None, scales: int | None = None, **opts: Any) -> Tokens:
+    def encode(self, x: Tensor, sources: list[dict[str, Any]] | None = None, scales: int | None = None) -> Tokens:
         """Surface points (B, N, 6) -> ids of every scale (tokenization quantizes mu).
 
         A `.tok` always keeps every scale; decode a coarser shape with `decode(scales=k)`.
@@ -279,9 +279,9 @@ class VAT(Tokenizer):
         return self.quantizer.ids_to_latent([i.to(self.device) for i in ids])
 
     @torch.inference_mode()
-    def decode(self, tokens: Tokens, scales: int | None = None, resolution: int | None = None, **_: Any) -> Tensor:
+    def decode(self, tokens: Tokens, scales: int | None = None, resolution: int | None = None) -> Tensor:
         """Tokens -> occupancy logits (B, G, G, G) on `grid_points(G)` from the first `scales`
-        scales (default all: a coarser shape from fewer). Other families' options (seed, ...) are ignored."""
+        scales (default all: a coarser shape from fewer)."""
         self.check_tokens(tokens)
         total = len(self.config.scale_sides)
         scales = total if scales is None else scales

@@ -70,14 +70,15 @@ class VVQ(MultiScaleResidualQuantizer):
         return self.quantizer.vq.codebook  # (K, c)
 
     @torch.no_grad()
-    def init_codebook(self, latents: Tensor, generator: torch.Generator | None = None) -> None:
+    def init_codebook(self, latents: Tensor, generator: torch.Generator | None = None, shuffle: bool = True) -> None:
         """Set the codebook to K random latent vectors (phase-A latents, (N, c)); with fewer
-        than K vectors they repeat with a little noise. Avoids dead codes when VQ starts late."""
+        than K vectors they repeat with a little noise. Avoids dead codes when VQ starts late.
+        `shuffle=False` takes the first K vectors in order."""
         latents = latents.reshape(-1, latents.shape[-1]).float()
         size = self.vocab_size
         repeats = math.ceil(size / len(latents))
         pool = latents.repeat(repeats, 1)
-        pick = torch.randperm(len(pool), generator=generator)[:size]
+        pick = torch.randperm(len(pool), generator=generator)[:size] if shuffle else torch.arange(size)
         chosen = pool[pick]
         if repeats > 1:
             chosen = chosen + 0.01 * chosen.std() * torch.randn(chosen.shape, generator=generator)
@@ -86,6 +87,33 @@ class VVQ(MultiScaleResidualQuantizer):
         codebook.embed_avg.data.copy_(chosen[None].to(codebook.embed_avg))
         codebook.cluster_size.data.fill_(1.0)
         codebook.initted.data.fill_(True)
+
+    @torch.no_grad()
+    def scale_residuals(self, z: Tensor) -> list[Tensor]:
+        """The vectors each scale would quantize if every earlier scale were exact: for z (B, M, c),
+        one (B * n_k, c) tensor per scale (area-down of the residual left by the linear-up of the
+        previous scales; phi is skipped, it is untrained before phase B)."""
+        residual, out = z.transpose(1, 2).float(), []
+        full = residual.shape[-1]
+        for (n,) in self.sizes:
+            r = self.down(residual, (n,)) if n != full else residual
+            out.append(r.transpose(1, 2).reshape(-1, r.shape[1]))
+            residual = residual - (self.up(r, (full,)) if n != full else r)
+        return out
+
+    @torch.no_grad()
+    def init_codebook_per_scale(self, z: Tensor, generator: torch.Generator | None = None) -> None:
+        """Codebook from phase-A latents z (B, M, c): an equal share of codes drawn from the
+        residuals of every scale (coarse residuals are larger than fine ones, so drawing from raw
+        latents alone would leave the fine scales with few usable codes)."""
+        residuals = self.scale_residuals(z)
+        share = [self.vocab_size // len(residuals)] * len(residuals)
+        share[-1] += self.vocab_size - sum(share)
+        picks = []
+        for r, count in zip(residuals, share):
+            index = torch.randint(len(r), (count,), generator=generator) if len(r) < count else torch.randperm(len(r), generator=generator)[:count]
+            picks.append(r[index])
+        self.init_codebook(torch.cat(picks), generator, shuffle=False)
 
     def quantize(self, z: Tensor) -> MultiScaleOutput:
         """z: (B, M, c) channel-last latent -> MultiScaleOutput with z_q (B, M, c)."""

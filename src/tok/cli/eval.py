@@ -11,8 +11,9 @@ from ..core import TokError
 
 @click.group("eval", invoke_without_command=True)
 @click.option("-m", "--model", "model_name", help="Model name or alias (see `tok models`).")
-@click.option("--data", type=click.Path(path_type=Path), help="Folder of images to evaluate on.")
-@click.option("--metrics", default="psnr,ssim,codebook", show_default=True, help="Comma list of: psnr,ssim,lpips,rfid,pfid,kid,is,codebook.")
+@click.option("--data", type=click.Path(path_type=Path), help="Folder of media (images, audio clips or videos) to evaluate on.")
+@click.option("--metrics", help="Comma list. Images: psnr,ssim,lpips,rfid,pfid,kid,is,codebook (default psnr,ssim,codebook); "
+              "audio: pesq,stoi,estoi,mel,sisdr,utmos,codebook (default stoi,mel,sisdr,codebook); video: psnr,ssim,fvd,codebook (default psnr,ssim,codebook); shape: chamfer,fscore,iou,codebook (default all).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Run folder (resumes when it exists).")
 @click.option("--weights", type=click.Path(path_type=Path), help="Model weights instead of the zoo's.")
 @click.option("-n", "--tokens", "num_tokens", type=int, help="Tokens per image (FlexTok: 1..256; default all).")
@@ -24,12 +25,14 @@ from ..core import TokError
 @click.option("--device", help="torch device (default: cuda if available).")
 @click.option("--inception-weights", type=click.Path(path_type=Path), help="torch-fidelity Inception weights file (FID/KID/IS).")
 @click.option("--lpips-weights", type=click.Path(path_type=Path), help="torchvision backbone file for LPIPS.")
+@click.option("--i3d-weights", type=click.Path(path_type=Path), help="TorchScript I3D file for FVD (i3d_torchscript.pt).")
+@click.option("--utmos-weights", "utmos_weights", type=click.Path(path_type=Path), help="UTMOS22 strong checkpoint (audio runs).")
 @click.option("--lpips-net", type=click.Choice(["alex", "vgg", "squeeze"]), default="alex", show_default=True)
 @click.option("--pfid-alpha", type=float, default=0.5, show_default=True, help="pFID: fraction of tokens perturbed.")
 @click.option("--pfid-delta", type=int, default=10, show_default=True, help="pFID: number of nearest codes to choose from.")
 @click.pass_context
 def eval_command(ctx, model_name, data, metrics, out_dir, weights, num_tokens, batch_size, limit, steps, guidance, seed, device,
-                 inception_weights, lpips_weights, lpips_net, pfid_alpha, pfid_delta) -> None:
+                 inception_weights, lpips_weights, i3d_weights, utmos_weights, lpips_net, pfid_alpha, pfid_delta) -> None:
     """Evaluate a model on a folder: reconstructions, RUN/metrics.json and RUN/report.html.
 
     `tok eval compare RUN1 RUN2 ...` prints runs side by side."""
@@ -41,7 +44,7 @@ def eval_command(ctx, model_name, data, metrics, out_dir, weights, num_tokens, b
     from ..eval import evaluate
 
     decode = {k: v for k, v in {"steps": steps, "guidance": guidance, "seed": seed}.items() if v is not None}
-    metric_weights = {"inception": inception_weights, "lpips": lpips_weights, "lpips_net": lpips_net, "device": device}
+    metric_weights = {"inception": inception_weights, "lpips": lpips_weights, "lpips_net": lpips_net, "i3d": i3d_weights, "utmos": utmos_weights, "device": device}
     summary = evaluate(
         model_name, data, metrics, out=out_dir, weights=weights, device=device, batch_size=batch_size, num_tokens=num_tokens, limit=limit,
         decode_opts=decode, metric_weights=metric_weights, pfid_alpha=pfid_alpha, pfid_delta=pfid_delta, pfid_seed=seed, progress=True,

@@ -4,7 +4,9 @@ A run folder holds everything needed to resume and to audit the numbers:
 
     RUN/run.json          what is being evaluated (model, weights digest, dataset, options)
     RUN/tokens/<file>.tok the tokens of every item
-    RUN/recon/<file>.png  every reconstruction (uint8 PNG, as the metrics see it)
+    RUN/recon/<file>.png  every reconstruction (uint8 PNG, as the metrics see it); audio models
+                          write <file>.wav at the original's rate and length, video models
+                          <file>.npy (uint8 frames) plus a viewable .mp4/.png (see `media.py`)
     RUN/perturbed/…       pFID's reconstructions from perturbed tokens (when asked for)
     RUN/metrics.json      the results, written atomically at the end
     RUN/report.html       originals vs reconstructions, metric table, codebook-usage histogram
@@ -37,33 +39,59 @@ from ..core.io import atomic_path
 from ..core.media import read_image, write_image
 from ..core.tokenizer import Tokenizer
 from ..core.tokens import Tokens
+from .media import AUDIO_RUN_METRICS, SHAPE_RUN_METRICS, VIDEO_RUN_METRICS
 
 RUN_FORMAT = 1
 IMAGE_METRICS = ("psnr", "ssim", "lpips", "rfid", "pfid", "kid", "is", "codebook")
 DEFAULT_METRICS = ("psnr", "ssim", "codebook")
+# Metrics an evaluation run offers per modality, and what it measures when none are named.
+RUN_METRICS = {"image": IMAGE_METRICS, "audio": AUDIO_RUN_METRICS, "video": VIDEO_RUN_METRICS, "shape": SHAPE_RUN_METRICS}
+MODALITY_DEFAULTS = {"image": DEFAULT_METRICS, "audio": ("stoi", "mel", "sisdr", "codebook"), "video": ("psnr", "ssim", "codebook"),
+                     "shape": ("chamfer", "fscore", "iou", "codebook")}
 
 
-def parse_metrics(metrics: str | list[str] | tuple[str, ...] | None) -> list[str]:
+def parse_metrics(metrics: str | list[str] | tuple[str, ...] | None, modality: str = "image") -> list[str]:
+    if modality not in RUN_METRICS:
+        raise TokError(f"evaluation runs support {', '.join(RUN_METRICS)} models; this is a {modality} model")
     if metrics is None:
-        return list(DEFAULT_METRICS)
+        return list(MODALITY_DEFAULTS[modality])
     names = [m.strip().lower() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
-    unknown = [m for m in names if m not in IMAGE_METRICS]
+    unknown = [m for m in names if m not in RUN_METRICS[modality]]
     if unknown:
-        raise TokError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(IMAGE_METRICS)}")
+        raise TokError(f"unknown metric(s) {', '.join(unknown)} for {modality} models; choose from {', '.join(RUN_METRICS[modality])}")
     if not names:
         raise TokError("no metrics asked for")
     return list(dict.fromkeys(names))
 
 
 def dataset_digest(files: list[Path]) -> str:
-    """sha256 over every file's name and bytes, in order: the same images give the same digest."""
+    """sha256 over every file's name and bytes, in order: the same images give the same digest.
+    A folder of frames (one video clip) counts as its files in name order."""
     h = hashlib.sha256()
     for path in files:
         h.update(path.name.encode() + b"\0")
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
+        for part in sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]:
+            h.update(part.name.encode() + b"\0")
+            with open(part, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
     return h.hexdigest()[:16]
+
+
+def dataset_items(data: str | os.PathLike, modality: str) -> list[Path]:
+    """The items of `data` for a run: its media files; for video models also its subfolders of
+    frames (the corpus stores clips as CLIP/00.png ...), each one clip."""
+    from ..api import media_files
+    from ..core.media import IMAGE_EXTENSIONS, MEDIA_EXTENSIONS
+
+    folder = Path(data)
+    if modality != "video" or not folder.is_dir():
+        return media_files([data], modality)
+    items = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MEDIA_EXTENSIONS["video"]]
+    items += [p for p in folder.iterdir() if p.is_dir() and any(f.suffix.lower() in IMAGE_EXTENSIONS for f in p.iterdir())]
+    if not items:
+        raise TokError(f"{folder}: no video files, images or folders of frames found")
+    return sorted(items)
 
 
 def write_json(data: dict[str, Any], path: Path) -> None:
@@ -95,11 +123,12 @@ class Run:
         pfid_seed: int = 0,
         progress: bool = True,
     ):
-        if tokenizer.modality != "image":
-            raise TokError(f"evaluation runs support image models so far; {tokenizer.name!r} is a {tokenizer.modality} model")
-        distribution = [m for m in metrics if m in ("rfid", "pfid", "kid", "is")]
+        if tokenizer.modality not in RUN_METRICS:
+            raise TokError(f"evaluation runs support {', '.join(RUN_METRICS)} models; {tokenizer.name!r} is a {tokenizer.modality} model")
+        distribution = [m for m in metrics if m in ("rfid", "pfid", "kid", "is", "fvd")]
         if distribution and len(files) < 2:
-            raise TokError(f"{', '.join(distribution)} need at least 2 images, {data} gives {len(files)}")
+            noun = "images" if tokenizer.modality == "image" else "clips"
+            raise TokError(f"{', '.join(distribution)} need at least 2 {noun}, {data} gives {len(files)}")
         self.tokenizer, self.files, self.folder = tokenizer, files, Path(folder)
         self.metrics, self.batch_size, self.progress = metrics, batch_size, progress
         self.num_tokens = tokenizer.check_num_tokens(num_tokens) if num_tokens is not None else None
@@ -138,8 +167,10 @@ class Run:
         write_json(identity, run_file)
 
     def paths(self, path: Path) -> tuple[Path, Path, Path]:
+        """(tokens, reconstruction the metrics read, pFID reconstruction) of one input."""
         name = _output_name(path)
-        return self.folder / "tokens" / f"{name}.tok", self.folder / "recon" / f"{name}.png", self.folder / "perturbed" / f"{name}.png"
+        recon_suffix = {"image": ".png", "audio": ".wav", "video": ".npy", "shape": ".npy"}[self.tokenizer.modality]
+        return self.folder / "tokens" / f"{name}.tok", self.folder / "recon" / f"{name}{recon_suffix}", self.folder / "perturbed" / f"{name}.png"
 
     # -- phase 1: reconstruct ------------------------------------------------------------------
     def model_input(self, chunk: list[Path]) -> tuple[Tensor, list[dict[str, Any]]]:
@@ -167,11 +198,17 @@ class Run:
             tok_file, recon, perturbed = self.paths(path)
             if not (tok_file.exists() and recon.exists()) or (need_pfid and not perturbed.exists()):
                 todo.append((index, path))
-        bar = tqdm(total=len(self.files), initial=len(self.files) - len(todo), desc=f"eval {self.tokenizer.name}", unit="img", disable=not self.progress)
+        bar = tqdm(total=len(self.files), initial=len(self.files) - len(todo), desc=f"eval {self.tokenizer.name}", unit="item", disable=not self.progress)
         opts = {"num_tokens": self.num_tokens} if self.num_tokens is not None else {}
         for start in range(0, len(todo), self.batch_size):
             batch = todo[start : start + self.batch_size]
             chunk = [p for _, p in batch]
+            if self.tokenizer.modality != "image":
+                from .media import reconstruct_batch
+
+                reconstruct_batch(self, chunk, opts)
+                bar.update(len(batch))
+                continue
             x, sources = self.model_input(chunk)
             tokens = self.tokenizer.encode(x, sources=sources, **opts)
             recon = self.decode(tokens, chunk)
@@ -205,6 +242,18 @@ class Run:
         from ..metrics.codebook import CodebookStats
         from ..metrics.fid import FID_LAYER, IS_LAYER, InceptionFeatures
 
+        if self.tokenizer.modality == "audio":
+            from .media import measure_audio
+
+            return measure_audio(self, metric_weights)
+        if self.tokenizer.modality == "video":
+            from .media import measure_video
+
+            return measure_video(self, metric_weights)
+        if self.tokenizer.modality == "shape":
+            from .media import measure_shape
+
+            return measure_shape(self, metric_weights)
         wanted = set(self.metrics)
         per_image: dict[str, list[Tensor]] = {m: [] for m in ("psnr", "ssim", "lpips") if m in wanted}
         lpips_net = None
@@ -329,17 +378,18 @@ def evaluate(
     `metric_weights` may name files for the metric networks: {"inception": path, "lpips": path,
     "lpips_net": "alex"|"vgg"|"squeeze", "device": ...}. Without `out` the run lives in a
     temporary folder that is removed afterwards."""
-    from ..api import load, media_files
+    from ..api import load
 
-    names = parse_metrics(metrics)
     tokenizer = load(model, weights, device) if isinstance(model, str) else model
-    files = media_files([data], tokenizer.modality)
+    names = parse_metrics(metrics, tokenizer.modality)
+    files = dataset_items(data, tokenizer.modality)
     if limit is not None:
         files = files[:limit]
     if out is None:
         with tempfile.TemporaryDirectory(prefix="tok-eval-") as tmp:
             return evaluate(tokenizer, data, names, out=tmp, batch_size=batch_size, num_tokens=num_tokens, limit=limit, decode_opts=decode_opts,
                             metric_weights=metric_weights, pfid_alpha=pfid_alpha, pfid_delta=pfid_delta, pfid_seed=pfid_seed, report=False, progress=progress)
+    decode_opts = accepted_decode_opts(tokenizer, decode_opts)
     run = Run(tokenizer, files, Path(out), data=str(data), metrics=names, batch_size=batch_size, num_tokens=num_tokens,
               decode_opts=decode_opts, pfid_alpha=pfid_alpha, pfid_delta=pfid_delta, pfid_seed=pfid_seed, progress=progress)
     check_metric_weights(names, dict(metric_weights or {}), tokenizer)
@@ -371,10 +421,34 @@ def evaluate(
     return summary
 
 
+def accepted_decode_opts(tokenizer: Tokenizer, opts: dict[str, Any] | None) -> dict[str, Any]:
+    """Decode options for this model: the CLI always passes a noise `seed`, which deterministic
+    decoders (codecs, VQ tokenizers) do not take; any other option they lack is an error."""
+    import inspect
+
+    from ..api import check_options
+
+    opts = {k: v for k, v in (opts or {}).items() if v is not None}
+    params = inspect.signature(tokenizer.decode).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if "seed" in opts and "seed" not in params and not takes_any:
+        opts.pop("seed")
+    check_options(tokenizer.decode, opts, tokenizer.name)
+    return opts
+
+
 def check_metric_weights(names: list[str], metric_weights: dict[str, Any], tokenizer: Tokenizer) -> None:
     """Fail before any decoding when a metric network's weights or the codebook are missing."""
     from ..metrics.weights import INCEPTION_FID, LPIPS_BACKBONES, resolve
 
+    if "fvd" in names:
+        from ..metrics.weights import I3D_FVD
+
+        resolve(I3D_FVD, metric_weights.get("i3d"))
+    if "utmos" in names:
+        from ..metrics.weights import UTMOS22_STRONG
+
+        resolve(UTMOS22_STRONG, metric_weights.get("utmos"))
     if set(names) & {"rfid", "pfid", "kid", "is"}:
         resolve(INCEPTION_FID, metric_weights.get("inception"))
     if "lpips" in names:

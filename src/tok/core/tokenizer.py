@@ -116,12 +116,21 @@ class Tokenizer(nn.Module):
         """Wrap ids from this model in `Tokens` carrying its name, digest and layout."""
         return Tokens(streams, self.layout, self.name, self.weights_digest, sources or [])
 
+    def accepts_layout(self, layout: TokenLayout) -> bool:
+        """Whether tokens of `layout` decode with this model (multi-scale families also accept a
+        prefix of whole scales)."""
+        return layout.compatible_with(self.layout)
+
+    def layout_mismatch(self, layout: TokenLayout) -> str:
+        """Why `layout` is refused (the text after the file name in the error)."""
+        return f"layout {layout.kind} {layout.vocab_sizes} does not match model {self.name!r}"
+
     def check_tokens(self, tokens: Tokens, origin: str = "tokens") -> None:
         """Refuse tokens made by another model or with an incompatible layout."""
         if tokens.model != self.name:
             raise TokError(f"{origin} were made by model {tokens.model!r}, not {self.name!r}: decode them with --model {tokens.model}")
-        if not tokens.layout.compatible_with(self.layout):
-            raise TokError(f"{origin}: layout {tokens.layout.kind} {tokens.layout.vocab_sizes} does not match model {self.name!r}")
+        if not self.accepts_layout(tokens.layout):
+            raise TokError(f"{origin}: {self.layout_mismatch(tokens.layout)}")
         if tokens.weights_digest and self.weights_digest and tokens.weights_digest != self.weights_digest:
             # Same architecture, other weights: ids would decode to garbage without an error.
             raise TokError(

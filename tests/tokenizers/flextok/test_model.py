@@ -119,7 +119,7 @@ def test_preprocess_resizes_and_crops(model):
     image = torch.rand(3, 90, 150)
     x = model.preprocess(image)
     assert x.shape == (1, 3, 64, 64) and x.min() >= -1 and x.max() <= 1
-    with pytest.raises(ValueError, match=r"expected images \(B, 3, 64, 64\)"):
+    with pytest.raises(TokError, match=r"expected images \(B, 3, 64, 64\)"):
         model.encode(torch.rand(1, 3, 32, 32))
 
 

@@ -114,7 +114,7 @@ def test_bad_tokens_and_images_are_refused(model):
     other = Tokens(tokens.streams, tokens.layout, "flextok-small")
     with pytest.raises(TokError, match="made by model 'flextok-small'"):
         model.decode(other)
-    with pytest.raises(TokError, match=r"expected \(B, 3, 32, 32\) in \[-1, 1\] for 'tokenflow-tiny', got \(1, 3, 48, 48\)"):
+    with pytest.raises(TokError, match=r"tokenflow-tiny: expected images \(B, 3, 32, 32\) in \[-1, 1\], got \(1, 3, 48, 48\)"):
         model.encode(images(1, 48))
     with pytest.raises(TokError, match="number of scales must be an integer in 1..3"):
         model.encode(images(), num_scales=4)

@@ -11,7 +11,17 @@ from pathlib import Path
 
 from ..errors import TokError
 from .audio import AUDIO_EXTENSIONS, AudioInfo, list_audio, read_audio, write_audio
-from .image import IMAGE_EXTENSIONS, ImageInfo, list_images, read_image, resize_shorter_side, write_image
+from .image import (
+    IMAGE_EXTENSIONS,
+    ImageInfo,
+    check_model_square,
+    from_model_range,
+    list_images,
+    read_image,
+    resize_shorter_side,
+    to_model_square,
+    write_image,
+)
 from .listing import list_files
 from .shape import SHAPE_EXTENSIONS
 from .video import VIDEO_EXTENSIONS, VideoInfo, fit_frames, list_videos, read_video, write_video
@@ -37,7 +47,7 @@ def list_media(folder: str | os.PathLike, modality: str) -> list[Path]:
 
 __all__ = [
     "DEFAULT_SUFFIXES", "IMAGE_EXTENSIONS", "ImageInfo", "MEDIA_EXTENSIONS", "list_files", "list_images", "list_media",
-    "read_image", "resize_shorter_side", "write_image",
+    "read_image", "resize_shorter_side", "write_image", "to_model_square", "from_model_range", "check_model_square",
     "VIDEO_EXTENSIONS", "VideoInfo", "fit_frames", "list_videos", "read_video", "write_video",
     "AUDIO_EXTENSIONS", "AudioInfo", "list_audio", "read_audio", "write_audio",
     "SHAPE_EXTENSIONS",

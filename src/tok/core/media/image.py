@@ -108,6 +108,29 @@ def resize_shorter_side(image: Tensor, size: int) -> Tensor:
     return resized.reshape(*image.shape[:-2], *new).clamp(0, 1)
 
 
+def to_model_square(image: Tensor, size: int) -> Tensor:
+    """(3, H, W) or (B, 3, H, W) in [0, 1] -> (B, 3, size, size) in [-1, 1]: shorter side resized
+    to `size` (antialiased bicubic), then center-cropped. The input of every square image model."""
+    if image.ndim == 3:
+        image = image[None]
+    if image.ndim != 4 or image.shape[1] != 3:
+        raise TokError(f"expected an image (3, H, W) or batch (B, 3, H, W), got {tuple(image.shape)}")
+    image = resize_shorter_side(image, size)
+    top, left = (image.shape[-2] - size) // 2, (image.shape[-1] - size) // 2
+    return (image[..., top : top + size, left : left + size].clamp(0, 1) * 2 - 1).contiguous()
+
+
+def from_model_range(x: Tensor) -> Tensor:
+    """Model output in [-1, 1] -> images in [0, 1] (float32, clamped)."""
+    return ((x.float() + 1) / 2).clamp(0, 1)
+
+
+def check_model_square(x: Tensor, size: int, model: str) -> None:
+    """Refuse a batch that did not come from `to_model_square(..., size)`."""
+    if x.ndim != 4 or tuple(x.shape[1:]) != (3, size, size):
+        raise TokError(f"{model}: expected images (B, 3, {size}, {size}) in [-1, 1], got {tuple(x.shape)}: call preprocess() first")
+
+
 def write_image(image: Tensor, path: str | os.PathLike) -> Path:
     """Write a (3, H, W) float image in [0, 1] atomically; the format follows the file suffix."""
     path = Path(path)

@@ -27,7 +27,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ...core import TokenLayout, Tokens, TokError, Tokenizer, TokenizerOutput
-from ...core.media import resize_shorter_side
+from ...core.media import check_model_square, from_model_range, to_model_square
 from ...core.quantize import FSQQuantizer, check_ids
 from ...nn.embeddings import TimestepEmbedder, sincos_2d
 from ...nn.norm import affine_free_layer_norm
@@ -360,26 +360,15 @@ class FlexTok(Tokenizer):
         )
 
     def preprocess(self, image: Tensor) -> Tensor:
-        """(3, H, W) or (B, 3, H, W) in [0, 1] -> (B, 3, S, S) in [-1, 1]: resize the shorter side
-        to S (antialiased bicubic), then center-crop."""
-        if image.ndim == 3:
-            image = image[None]
-        if image.ndim != 4 or image.shape[1] != 3:
-            raise ValueError(f"expected an image (3, H, W) or batch (B, 3, H, W), got {tuple(image.shape)}")
-        size = self.config.image_size
-        image = resize_shorter_side(image, size)
-        top, left = (image.shape[-2] - size) // 2, (image.shape[-1] - size) // 2
-        image = image[..., top : top + size, left : left + size]
-        return (image.clamp(0, 1) * 2 - 1).contiguous()
+        """(3, H, W) or (B, 3, H, W) in [0, 1] -> (B, 3, S, S) in [-1, 1] (shorter side to S, center crop)."""
+        return to_model_square(image, self.config.image_size)
 
     def postprocess(self, x: Tensor) -> Tensor:
         """(B, 3, S, S) in [-1, 1] -> (B, 3, S, S) in [0, 1]."""
-        return ((x.float() + 1) / 2).clamp(0, 1)
+        return from_model_range(x)
 
     def check_images(self, x: Tensor) -> None:
-        size = self.config.image_size
-        if x.ndim != 4 or tuple(x.shape[1:]) != (3, size, size):
-            raise ValueError(f"expected images (B, 3, {size}, {size}) in [-1, 1], got {tuple(x.shape)}: call preprocess() first")
+        check_model_square(x, self.config.image_size, self.name)
 
     def check_num_tokens(self, num_tokens: int | None) -> int:
         n = self.config.num_registers

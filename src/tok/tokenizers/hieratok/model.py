@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from ...core import Tokenizer, TokenizerOutput, TokenLayout, Tokens, TokError
-from ...core.media import resize_shorter_side
+from ...core.media import check_model_square, from_model_range, to_model_square
 from ...core.quantize import FSQQuantizer, check_ids
 from ...nn.embeddings import sincos_2d
 from ...nn.masks import block_causal_mask
@@ -171,39 +171,22 @@ class HieraTok(Tokenizer):
             raise TokError(f"number of scales must be an integer in 1..{available}, got {scales!r}")
         return scales
 
-    def check_tokens(self, tokens: Tokens, origin: str = "tokens") -> None:
-        """Like the base check, but a file may hold only the first K scales."""
-        k = tokens.layout.num_streams
-        if tokens.model != self.name:
-            raise TokError(f"{origin} were made by model {tokens.model!r}, not {self.name!r}: decode them with --model {tokens.model}")
-        if not 1 <= k <= self.num_scales or not tokens.layout.compatible_with(self.layout_for(k)):
-            raise TokError(f"{origin}: layout {tokens.layout.kind} {tokens.layout.vocab_sizes} does not match model {self.name!r}")
-        if tokens.weights_digest and self.weights_digest and tokens.weights_digest != self.weights_digest:
-            raise TokError(f"{origin} were made with weights {tokens.weights_digest}, but {self.name!r} has weights {self.weights_digest}")
-        tokens.validate_ids(origin)
+    def accepts_layout(self, layout: TokenLayout) -> bool:
+        """A file may hold only the first K scales."""
+        k = layout.num_streams
+        return 1 <= k <= self.num_scales and layout.compatible_with(self.layout_for(k))
 
     # -- media ----------------------------------------------------------------------------------
     def preprocess(self, image: Tensor) -> Tensor:
-        """(3, H, W) or (B, 3, H, W) in [0, 1] -> (B, 3, S, S) in [-1, 1]: resize the shorter side
-        to S (antialiased bicubic), then center-crop."""
-        if image.ndim == 3:
-            image = image[None]
-        if image.ndim != 4 or image.shape[1] != 3:
-            raise ValueError(f"expected an image (3, H, W) or batch (B, 3, H, W), got {tuple(image.shape)}")
-        size = self.config.image_size
-        image = resize_shorter_side(image, size)
-        top, left = (image.shape[-2] - size) // 2, (image.shape[-1] - size) // 2
-        image = image[..., top : top + size, left : left + size]
-        return (image.clamp(0, 1) * 2 - 1).contiguous()
+        """(3, H, W) or (B, 3, H, W) in [0, 1] -> (B, 3, S, S) in [-1, 1] (shorter side to S, center crop)."""
+        return to_model_square(image, self.config.image_size)
 
     def postprocess(self, x: Tensor) -> Tensor:
         """(B, 3, S, S) in [-1, 1] -> (B, 3, S, S) in [0, 1]."""
-        return ((x.float() + 1) / 2).clamp(0, 1)
+        return from_model_range(x)
 
     def check_images(self, x: Tensor) -> None:
-        size = self.config.image_size
-        if x.ndim != 4 or tuple(x.shape[1:]) != (3, size, size):
-            raise ValueError(f"expected images (B, 3, {size}, {size}) in [-1, 1], got {tuple(x.shape)}: call preprocess() first")
+        check_model_square(x, self.config.image_size, self.name)
 
     def _autocast(self, x: Tensor):
         # bf16 trunks on GPU; CPU stays fp32.

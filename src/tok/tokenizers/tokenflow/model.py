@@ -31,7 +31,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ...core import Tokenizer, TokenizerOutput, TokenLayout, Tokens, TokError
-from ...core.media import resize_shorter_side
+from ...core.media import check_model_square, from_model_range, to_model_square
 from ...core.quantize import (
     MultiScaleOutput,
     bicubic_upsample,
@@ -147,41 +147,29 @@ class TokenFlow(Tokenizer):
             raise TokError(f"number of tokens must be a sum of whole scales for {self.name!r} (one of {allowed}), got {num_tokens!r}")
         return num_tokens
 
-    def check_tokens(self, tokens: Tokens, origin: str = "tokens") -> None:
-        """As the base check, but any prefix of whole scales is a valid layout."""
-        if tokens.model != self.name:
-            raise TokError(f"{origin} were made by model {tokens.model!r}, not {self.name!r}: decode them with --model {tokens.model}")
-        k = tokens.layout.num_streams
-        if not 1 <= k <= len(self.config.scales) or not tokens.layout.compatible_with(self.layout_for(k)):
-            scales = tokens.layout.extra.get("scales", "?")
-            raise TokError(
-                f"{origin}: layout {tokens.layout.kind} with {k} streams (scales {scales}) is not a prefix of "
-                f"{self.name!r}'s scales {list(self.config.scales)}"
-            )
-        if tokens.weights_digest and self.weights_digest and tokens.weights_digest != self.weights_digest:
-            raise TokError(f"{origin} were made with weights {tokens.weights_digest}, but {self.name!r} has weights {self.weights_digest}")
-        tokens.validate_ids(origin)
+    def accepts_layout(self, layout: TokenLayout) -> bool:
+        """Any prefix of whole scales is a valid layout."""
+        k = layout.num_streams
+        return 1 <= k <= len(self.config.scales) and layout.compatible_with(self.layout_for(k))
+
+    def layout_mismatch(self, layout: TokenLayout) -> str:
+        scales = layout.extra.get("scales", "?")
+        return (
+            f"layout {layout.kind} with {layout.num_streams} streams (scales {scales}) is not a prefix of "
+            f"{self.name!r}'s scales {list(self.config.scales)}"
+        )
 
     # -- media ---------------------------------------------------------------------------------
     def preprocess(self, image: Tensor) -> Tensor:
-        """(3, H, W) or (B, 3, H, W) in [0, 1] -> (B, 3, S, S) in [-1, 1]: shorter side to S
-        (antialiased bicubic), then center-crop."""
-        if image.ndim == 3:
-            image = image[None]
-        if image.ndim != 4 or image.shape[1] != 3:
-            raise ValueError(f"expected an image (3, H, W) or batch (B, 3, H, W), got {tuple(image.shape)}")
-        size = self.config.image_size
-        image = resize_shorter_side(image, size)
-        top, left = (image.shape[-2] - size) // 2, (image.shape[-1] - size) // 2
-        return (image[..., top : top + size, left : left + size].clamp(0, 1) * 2 - 1).contiguous()
+        """(3, H, W) or (B, 3, H, W) in [0, 1] -> (B, 3, S, S) in [-1, 1] (shorter side to S, center crop)."""
+        return to_model_square(image, self.config.image_size)
 
     def postprocess(self, x: Tensor) -> Tensor:
-        return ((x.float() + 1) / 2).clamp(0, 1)
+        """(B, 3, S, S) in [-1, 1] -> (B, 3, S, S) in [0, 1]."""
+        return from_model_range(x)
 
     def check_images(self, x: Tensor) -> None:
-        size = self.config.image_size
-        if x.ndim != 4 or tuple(x.shape[1:]) != (3, size, size):
-            raise TokError(f"images: expected (B, 3, {size}, {size}) in [-1, 1] for {self.name!r}, got {tuple(x.shape)}: call preprocess() first")
+        check_model_square(x, self.config.image_size, self.name)
 
     # -- the two branches ------------------------------------------------------------------------
     def semantic_input(self, x: Tensor) -> Tensor:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import os
 import pickle
@@ -194,3 +195,21 @@ def file_digest(path: str | os.PathLike) -> str:
         f.seek(max(0, path.stat().st_size - (1 << 20)))
         h.update(f.read(1 << 20))
     return h.hexdigest()[:16]
+
+
+def save_tok_checkpoint(
+    model: nn.Module, path: str | os.PathLike, family: str, config: dict, dtype: torch.dtype = torch.float16
+) -> Path:
+    """Write a checkpoint made by this project: the state dict as safetensors (floating tensors in
+    `dtype`, half precision by default), with `tok_family` and the JSON `tok_config` in the
+    metadata so loaders can rebuild or check the architecture. Written atomically."""
+    from safetensors.torch import save_file
+
+    from .io import atomic_path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={"tok_family": family, "tok_config": json.dumps(config)})
+    return path

@@ -8,7 +8,6 @@ every image once, and trains the rectified-flow objective with nested dropout an
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import replace
@@ -16,13 +15,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from torch import Tensor, nn
 from torch.utils.data import Dataset, TensorDataset
 from tqdm.auto import tqdm
 
-from ..core.io import atomic_path
-from ..core.weights import WeightSource
+from ..core.weights import WeightSource, save_tok_checkpoint
 from ..tokenizers.flextok import FlexTok, load_weights
 from .data import ImageFolder
 from .losses import (
@@ -154,12 +151,7 @@ class _VAEObjective(nn.Module):
 
 def save_checkpoint(tokenizer: FlexTok, path: str | os.PathLike, dtype: torch.dtype = torch.float16) -> Path:
     """Write the whole model (official key layout) as safetensors, with its config in the metadata."""
-    path = Path(path)
-    state = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous() for k, v in tokenizer.state_dict().items()}
-    metadata = {"tok_family": "flextok", "tok_config": json.dumps(tokenizer.config.to_dict())}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=metadata)
-    return path
+    return save_tok_checkpoint(tokenizer, path, "flextok", tokenizer.config.to_dict(), dtype)
 
 
 def run(

@@ -23,11 +23,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from torch import Tensor, nn
 from torch.utils.data import ConcatDataset
 
-from ..core.io import atomic_path
+from ..core.weights import save_tok_checkpoint
 from ..tokenizers.hieratok import HieraTok
 from .data import ImageFolder
 from .losses import (
@@ -111,13 +110,7 @@ def set_latent_statistics(tokenizer: HieraTok, dataset, batch_size: int = 32) ->
 
 def save_checkpoint(tokenizer: HieraTok, path: str | os.PathLike, dtype: torch.dtype = torch.float16) -> Path:
     """Write the state dict (fp16 by default) as safetensors with the config in the metadata."""
-    path = Path(path)
-    state = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous() for k, v in tokenizer.state_dict().items()}
-    metadata = {"tok_family": "hieratok", "tok_config": json.dumps(tokenizer.config.to_dict())}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=metadata)
-    return path
+    return save_tok_checkpoint(tokenizer, path, "hieratok", tokenizer.config.to_dict(), dtype)
 
 
 def run(

@@ -26,12 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from ..core.weights import save_tok_checkpoint
 from ..core import TokError
-from ..core.io import atomic_path
 from ..core.media import IMAGE_EXTENSIONS, list_images, read_image, resize_shorter_side
 from ..tokenizers.omnitokenizer import OmniTokenizer
 from .losses import (
@@ -282,12 +281,7 @@ def train_stage(
 
 def save_checkpoint(model: OmniTokenizer, path: str | os.PathLike, dtype: torch.dtype = torch.float16) -> Path:
     """The whole model in the official key layout as safetensors (floats in `dtype`), config in the metadata."""
-    path = Path(path)
-    state = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous() for k, v in model.state_dict().items()}
-    metadata = {"tok_family": "omnitokenizer", "tok_config": json.dumps(asdict(model.cfg))}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=metadata)
-    return path
+    return save_tok_checkpoint(model, path, "omnitokenizer", asdict(model.cfg), dtype)
 
 
 # -- evaluation ---------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ tokenflow-small was trained without one (semantic weight 0, see README).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -25,10 +24,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from ..core.io import atomic_path
+from ..core.weights import save_tok_checkpoint
 from ..tokenizers.tokenflow import TokenFlow
 from .data import ImageFolder
 from .losses import (
@@ -148,12 +146,7 @@ def train(
 
 def save_checkpoint(tokenizer: TokenFlow, path: str | os.PathLike, dtype: torch.dtype = torch.float16) -> Path:
     """The whole model in the official key layout as safetensors (half precision by default)."""
-    path = Path(path)
-    state = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous() for k, v in tokenizer.state_dict().items()}
-    metadata = {"tok_family": "tokenflow", "tok_config": json.dumps(asdict(tokenizer.config))}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=metadata)
-    return path
+    return save_tok_checkpoint(tokenizer, path, "tokenflow", asdict(tokenizer.config), dtype)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,7 +14,6 @@ quantizer setting); the EMA codebook is trained by its own EMA, not by the optim
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -22,11 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from torch import Tensor, nn
 
+from ..core.weights import save_tok_checkpoint
 from ..codecs.wavtokenizer import WavTokenizer
-from ..core.io import atomic_path
 from .audio_data import AudioFolder
 from .audio_discriminators import (
     MultiBandComplexDiscriminator,
@@ -135,15 +133,7 @@ def save_checkpoint(tokenizer: WavTokenizer, path: str | os.PathLike, dtype: tor
     The codebook is stored in `dtype` too: loading upcasts every tensor to float32, and encoder
     and decoder then share that one codebook, so ids stay consistent with the stored weights.
     """
-    path = Path(path)
-    state = {
-        k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
-        for k, v in tokenizer.state_dict().items()
-    }
-    metadata = {"tok_family": "wavtokenizer", "tok_config": json.dumps(tokenizer.config.to_dict())}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=metadata)
-    return path
+    return save_tok_checkpoint(tokenizer, path, "wavtokenizer", tokenizer.config.to_dict(), dtype)
 
 
 def run(

@@ -12,11 +12,9 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from ...core import TokError
-from ...core.io import atomic_path
-from ...core.weights import WeightSource, file_digest, load_strict, read_state_dict
+from ...core.weights import WeightSource, file_digest, load_strict, read_state_dict, save_tok_checkpoint
 from .config import VATConfig
 from .model import VAT
 
@@ -38,9 +36,4 @@ def load_weights(model: VAT, source: WeightSource) -> None:
 
 def save_checkpoint(model: VAT, path: str | os.PathLike, dtype: torch.dtype = torch.float16) -> Path:
     """Write the model as safetensors (floating tensors in `dtype`) with its config in the metadata."""
-    path = Path(path)
-    state = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous() for k, v in model.state_dict().items()}
-    metadata = {"tok_family": "vat", "tok_config": json.dumps(model.config.to_dict())}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=metadata)
-    return path
+    return save_tok_checkpoint(model, path, "vat", model.config.to_dict(), dtype)

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
 import subprocess
 import sys
-import time
 
 import torch
+from timing import time_call  # benchmarks/timing.py
 
 DEFAULT_MODELS = ["wavtokenizer-small", "wavtokenizer-small-320-24k-4096", "wavtokenizer-small-600-24k-4096"]
 # XY-Tokenizer: the bundled small model and the official 520 M configuration (slow on a CPU:
@@ -41,19 +39,7 @@ def measure(name: str, batch: int, op: str, seconds: float, device: str, repeats
     audio = 0.1 * torch.randn(batch, int(seconds * rate), device=device)
     tokens = model.encode(audio)
     run = (lambda: model.encode(audio)) if op == "encode" else (lambda: model.decode(tokens))
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    run()  # warm-up
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        run()
-        sync()
-        times.append(time.perf_counter() - start)
-    elapsed = statistics.median(times)
-    peak = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    elapsed, peak = time_call(run, device, repeats)
     return {"model": name, "batch": batch, "op": op, "rtf": elapsed / (batch * seconds), "peak_mib": peak}
 
 

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
 import subprocess
 import sys
-import time
 
 import torch
+from timing import time_call  # benchmarks/timing.py
 
 
 def measure(preset: str, batch: int, op: str, steps: int, device: str, repeats: int) -> dict:
-    from tok.tokenizers.flextok import FlexTok, preset as get_preset
+    from tok.tokenizers.flextok import FlexTok
+    from tok.tokenizers.flextok import preset as get_preset
 
     torch.manual_seed(0)
     model = FlexTok(get_preset(preset)).eval().requires_grad_(False).to(device)
@@ -30,22 +29,7 @@ def measure(preset: str, batch: int, op: str, steps: int, device: str, repeats: 
     images = torch.rand(batch, 3, size, size, device=device) * 2 - 1
     tokens = model.encode(images)
     run = (lambda: model.encode(images)) if op == "encode" else (lambda: model.decode(tokens, steps=steps))
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    run()  # warm-up
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        run()
-        sync()
-        times.append(time.perf_counter() - start)
-    seconds = statistics.median(times)
-    if device.startswith("cuda"):
-        peak_mib = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    seconds, peak_mib = time_call(run, device, repeats)
     return {"preset": preset, "batch": batch, "op": op, "images_per_s": batch / seconds, "peak_mib": peak_mib}
 
 

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
 import subprocess
 import sys
-import time
 from dataclasses import replace
 
 import torch
+from timing import time_call  # benchmarks/timing.py
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -40,23 +38,7 @@ def measure(preset: str, media: str, batch: int, op: str, device: str, dtype: st
     with autocast:
         tokens = model.encode(x)
     run = (lambda: model.encode(x)) if op == "encode" else (lambda: model.decode(tokens))
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    with autocast:
-        run()  # warm-up
-        if device.startswith("cuda"):
-            torch.cuda.reset_peak_memory_stats()
-        times = []
-        for _ in range(repeats):
-            sync()
-            start = time.perf_counter()
-            run()
-            sync()
-            times.append(time.perf_counter() - start)
-    seconds = statistics.median(times)
-    if device.startswith("cuda"):
-        peak_mib = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    seconds, peak_mib = time_call(run, device, repeats, lambda: torch.autocast(device_type=torch.device(device).type, dtype=DTYPES[dtype], enabled=dtype != "fp32"))
     return {"per_s": batch * frames / seconds, "peak_mib": peak_mib, "seconds": seconds}
 
 

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
 import subprocess
 import sys
-import time
 
 import torch
+from timing import time_call  # benchmarks/timing.py
 
 
 def measure(preset: str, batch: int, op: str, device: str, dtype: str, repeats: int) -> dict:
@@ -34,24 +32,7 @@ def measure(preset: str, batch: int, op: str, device: str, dtype: str, repeats: 
     with autocast:
         tokens = model.encode(images)
     run = (lambda: model.encode(images)) if op == "encode" else (lambda: model.decode(tokens))
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    with autocast:
-        run()  # warm-up
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        with autocast:
-            run()
-        sync()
-        times.append(time.perf_counter() - start)
-    seconds = statistics.median(times)
-    if device.startswith("cuda"):
-        peak_mib = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    seconds, peak_mib = time_call(run, device, repeats, lambda: torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=dtype == "bf16"))
     return {"preset": preset, "batch": batch, "op": op, "images_per_s": batch / seconds, "peak_mib": peak_mib}
 
 

@@ -70,3 +70,21 @@ def test_readme_main_job(tmp_path, photo):
     assert result.exit_code == 0, result.output
     assert Path(result.output.strip()) == tmp_path / "photo.png"
     assert read_image(tmp_path / "photo.png")[0].shape == (3, 256, 256)
+
+
+def test_cpu_bf16_mode_keeps_the_reconstruction(photo):
+    """Opt-in bf16 on CPU (trunks and VAE): the bundled model's tokens and reconstruction barely move
+    (on the 31 val photos: 97 % of ids equal, PSNR change < 0.01 dB; see README)."""
+    model = tok.load("flextok-small", device="cpu")
+    x = model.preprocess(read_image(photo)[0])
+    reference = model.encode(x, num_tokens=64)
+    model.cpu_bf16 = True
+    try:
+        fast = model.encode(x, num_tokens=64)
+        recon = model.postprocess(model.decode(fast, steps=1, seed=0))
+    finally:
+        model.cpu_bf16 = False
+    assert (fast.streams[0] == reference.streams[0]).float().mean() > 0.8
+    assert recon.dtype == torch.float32 and torch.isfinite(recon).all()
+    exact = model.postprocess(model.decode(reference, steps=1, seed=0))
+    assert (recon - exact).abs().mean() < 0.05

@@ -15,31 +15,6 @@ from tok.metrics import image, video
 from tok.tokenizers.omnitokenizer import OmniTokenizer, preset
 
 
-class TinyI3D(torch.nn.Module):
-    """The interface of StyleGAN-V's i3d_torchscript.pt: uint8 (B, 3, T, H, W) -> (B, 400)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = torch.nn.Conv3d(3, 8, 3, padding=1)
-        self.fc = torch.nn.Linear(8, 400)
-
-    def forward(self, x: torch.Tensor, rescale: bool = False, resize: bool = False, return_features: bool = False) -> torch.Tensor:
-        x = x.float()
-        if rescale:
-            x = x / 127.5 - 1
-        if resize:
-            x = torch.nn.functional.interpolate(x, size=(x.shape[2], 16, 16), mode="trilinear", align_corners=False)
-        return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3, 4)))
-
-
-@pytest.fixture(scope="module")
-def i3d_file(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("i3d") / "i3d_torchscript.pt"
-    torch.jit.script(TinyI3D()).save(str(path))
-    return path
-
-
 @pytest.fixture(scope="module")
 def omni():
     torch.manual_seed(1)

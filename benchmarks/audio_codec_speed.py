@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 
 import torch
-from timing import time_call  # benchmarks/timing.py
+from timing import run_child, time_call  # benchmarks/timing.py
 
 DEFAULT_MODELS = ["wavtokenizer-small", "wavtokenizer-small-320-24k-4096", "wavtokenizer-small-600-24k-4096"]
 # XY-Tokenizer: the bundled small model and the official 520 M configuration (slow on a CPU:
@@ -65,7 +64,7 @@ def main() -> None:
             for batch in args.batches:
                 cmd = [sys.executable, __file__, "--one", f"{name},{batch},{op}", "--seconds", str(args.seconds),
                        "--device", args.device, "--repeats", str(args.repeats)]
-                row = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+                row = run_child(cmd)
                 base = base or row["rtf"]
                 print(f"{name:<34} {op:<7} {batch:>5} {row['rtf']:>8.4f} {1 / row['rtf']:>10.1f} {row['peak_mib']:>9.0f} {base / row['rtf']:>17.2f}x", flush=True)
 

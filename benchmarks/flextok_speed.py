@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 
 import torch
-from timing import time_call  # benchmarks/timing.py
+from timing import run_child, time_call  # benchmarks/timing.py
 
 
 def measure(preset: str, batch: int, op: str, steps: int, device: str, repeats: int) -> dict:
@@ -54,7 +53,7 @@ def main() -> None:
             base = None
             for batch in args.batches:
                 cmd = [sys.executable, __file__, "--one", f"{preset},{batch},{op}", "--steps", str(args.steps), "--device", args.device, "--repeats", str(args.repeats)]
-                row = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+                row = run_child(cmd)
                 base = base or row["images_per_s"]
                 print(f"{preset:<9} {op:<7} {batch:>5} {row['images_per_s']:>9.3f} {row['peak_mib']:>9.0f} {row['images_per_s'] / base:>17.2f}x", flush=True)
 

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 
 import torch
-from timing import time_call  # benchmarks/timing.py
+from timing import run_child, time_call  # benchmarks/timing.py
 
 
 def measure(preset: str, batch: int, op: str, device: str, repeats: int, mask: str) -> dict:
@@ -37,7 +36,7 @@ def measure(preset: str, batch: int, op: str, device: str, repeats: int, mask: s
 
 def child(args, preset: str, batch: int, op: str, mask: str) -> dict:
     cmd = [sys.executable, __file__, "--one", f"{preset},{batch},{op},{mask}", "--device", args.device, "--repeats", str(args.repeats), "--threads", str(args.threads)]
-    return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    return run_child(cmd)
 
 
 def main() -> None:

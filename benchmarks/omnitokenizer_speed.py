@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from dataclasses import replace
 
 import torch
-from timing import time_call  # benchmarks/timing.py
+from timing import run_child, time_call  # benchmarks/timing.py
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -72,7 +71,7 @@ def main() -> None:
                             sys.executable, __file__, "--one", f"{preset},{media},{batch},{op},{path}", "--device", args.device,
                             "--dtype", args.dtype, "--repeats", str(args.repeats),
                         ]
-                        row = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+                        row = run_child(cmd)
                         first = first or row["per_s"]
                         base.setdefault(batch, row["per_s"])
                         print(

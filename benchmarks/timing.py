@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import resource
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -34,3 +36,10 @@ def time_call(run: Callable[[], object], device: str, repeats: int, context: Cal
         times.append(time.perf_counter() - start)
     peak_mib = torch.cuda.max_memory_allocated() / 2**20 if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return statistics.median(times), peak_mib
+
+
+def run_child(cmd: list[str]) -> dict:
+    """Run one configuration in its own process (so its peak memory is its own) and read the JSON
+    dict it prints last."""
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])

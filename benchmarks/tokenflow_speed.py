@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 
 import torch
-from timing import time_call  # benchmarks/timing.py
+from timing import run_child, time_call  # benchmarks/timing.py
 
 
 def measure(preset: str, batch: int, op: str, device: str, dtype: str, repeats: int) -> dict:
@@ -57,7 +56,7 @@ def main() -> None:
             base = None
             for batch in args.batches:
                 cmd = [sys.executable, __file__, "--one", f"{preset},{batch},{op}", "--device", args.device, "--dtype", args.dtype, "--repeats", str(args.repeats)]
-                row = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+                row = run_child(cmd)
                 base = base or row["images_per_s"]
                 print(f"{preset:<7} {op:<7} {batch:>5} {row['images_per_s']:>9.3f} {row['peak_mib']:>9.0f} {row['images_per_s'] / base:>17.2f}x", flush=True)
 

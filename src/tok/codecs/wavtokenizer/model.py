@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ...core import Tokenizer, TokenLayout, Tokens, TokError
-from ...core.media.audio import read_audio, resample, write_audio
+from ...core.media.audio import read_model_audio, write_model_audio
 from ...core.quantize import VQQuantizer
 from ...nn.istft import ISTFTHead
 from ...nn.seanet import SEANetEncoder
@@ -141,10 +141,7 @@ class WavTokenizer(Tokenizer):
         return x
 
     def read_media(self, path: Path) -> tuple[Tensor, dict[str, Any]]:
-        wave, info = read_audio(path, sample_rate=self.sample_rate)
-        source = info.to_dict()
-        source.update(sample_rate=self.sample_rate, num_samples=int(wave.shape[-1]))
-        return wave[0], source
+        return read_model_audio(path, self.sample_rate)
 
     def encode_items(self, items: list[Tensor], sources: list[dict[str, Any]], **opts: Any) -> Tokens:
         """Encode waveforms of any lengths; shorter items' ids are right-padded with 0 up to the
@@ -159,17 +156,7 @@ class WavTokenizer(Tokenizer):
 
     def write_media(self, item: Tensor, path: Path, source: dict[str, Any] | None = None) -> Path:
         """Write one decoded waveform, trimmed to the source's length and at the source's sample rate."""
-        source = source or {}
-        wave = item.reshape(-1)
-        if "num_samples" in source:
-            wave = wave[: int(source["num_samples"])]
-        rate = int(source.get("source_sample_rate", self.sample_rate))
-        if rate != self.sample_rate:
-            wave = resample(wave, self.sample_rate, rate)
-            if "source_num_samples" in source:
-                n = int(source["source_num_samples"])
-                wave = torch.nn.functional.pad(wave, (0, max(0, n - wave.shape[-1])))[:n]
-        return write_audio(wave, path, rate)
+        return write_model_audio(item, path, self.sample_rate, source)
 
     # -- encode / decode -------------------------------------------------------------------------
     def _chunk_plan(self, num_frames: int) -> list[tuple[int, int, int, int]]:

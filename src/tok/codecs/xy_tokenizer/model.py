@@ -24,6 +24,7 @@ from torch import Tensor
 
 from ...core.errors import TokError
 from ...core.tokenizer import Tokenizer, TokenizerOutput
+from ...core.media.audio import read_model_audio, write_model_audio
 from ...core.tokens import TokenLayout, Tokens
 from ...nn.vocos import Vocos
 from .config import XYTokenizerConfig
@@ -125,12 +126,7 @@ class XYTokenizer(Tokenizer):
         return x.clamp(-1.0, 1.0)
 
     def read_media(self, path: Path) -> tuple[Tensor, dict[str, Any]]:
-        from ...core.media.audio import read_audio
-
-        wave, info = read_audio(path, self.config.sample_rate)
-        source = info.to_dict()
-        source.update(sample_rate=self.config.sample_rate, num_samples=int(wave.shape[1]))
-        return wave[0], source
+        return read_model_audio(path, self.config.sample_rate)
 
     def encode_items(self, items: list[Tensor], sources: list[dict[str, Any]], **opts: Any) -> Tokens:
         lengths = torch.tensor([len(x) for x in items])
@@ -141,24 +137,8 @@ class XYTokenizer(Tokenizer):
 
     def write_media(self, item: Tensor, path: Path, source: dict[str, Any] | None = None) -> Path:
         """Write one decoded waveform, trimmed to the source's length, at the source's sample rate
-        (as WavTokenizer does: a 44.1 kHz input comes back as 44.1 kHz with its sample count)."""
-        from ...core.media.audio import resample, write_audio
-
-        source = source or {}
-        wave = item.reshape(-1)
-        if "num_samples" in source:
-            wave = wave[: int(source["num_samples"])]
-        rate = int(source.get("source_sample_rate", self.sample_rate))
-        if rate != self.sample_rate:
-            wave = resample(wave, self.sample_rate, rate)
-            if "source_num_samples" in source:
-                n = int(source["source_num_samples"])
-                wave = F.pad(wave, (0, max(0, n - wave.shape[-1])))[:n]
-        return write_audio(wave, path, rate)
-
-    @property
-    def media_suffix(self) -> str:
-        return ".wav"
+        (a 44.1 kHz input comes back as 44.1 kHz with its sample count)."""
+        return write_model_audio(item, path, self.config.sample_rate, source)
 
     # -- tokens ------------------------------------------------------------------------------------
     def num_frames(self, num_samples: Tensor, pad_tail: bool = True) -> Tensor:

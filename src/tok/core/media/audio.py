@@ -197,3 +197,28 @@ def write_audio(wave: Tensor, path: str | os.PathLike, sample_rate: int) -> Path
 def list_audio(folder: str | os.PathLike) -> list[Path]:
     """Supported audio files directly in `folder`, sorted; a TokError when there are none."""
     return list_files(folder, AUDIO_EXTENSIONS, "audio files")
+
+
+def read_model_audio(path: str | os.PathLike, model_rate: int) -> tuple[Tensor, dict]:
+    """One file as a codec's input: a mono waveform (T,) at `model_rate` and its source description
+    (the file's own rate and length, plus `sample_rate` and `num_samples` at the model's rate)."""
+    wave, info = read_audio(path, sample_rate=model_rate)
+    source = info.to_dict()
+    source.update(sample_rate=model_rate, num_samples=int(wave.shape[-1]))
+    return wave[0], source
+
+
+def write_model_audio(wave: Tensor, path: str | os.PathLike, model_rate: int, source: dict | None = None) -> Path:
+    """Write a codec's decoded waveform back as the source was: trimmed to its length at the model's
+    rate, then resampled to the source's own rate and padded or cut to its sample count there."""
+    source = source or {}
+    wave = wave.reshape(-1)
+    if "num_samples" in source:
+        wave = wave[: int(source["num_samples"])]
+    rate = int(source.get("source_sample_rate", model_rate))
+    if rate != model_rate:
+        wave = resample(wave, model_rate, rate)
+        if "source_num_samples" in source:
+            n = int(source["source_num_samples"])
+            wave = torch.nn.functional.pad(wave, (0, max(0, n - wave.shape[-1])))[:n]
+    return write_audio(wave, path, rate)

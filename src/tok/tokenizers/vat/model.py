@@ -319,10 +319,6 @@ class VAT(Tokenizer):
             vertices = Normalization.from_dict(source["normalization"]).invert(vertices)
         return write_mesh(vertices, faces, path)
 
-    @property
-    def media_suffix(self) -> str:
-        return ".ply"
-
 
 def build(config: VATConfig) -> VAT:
     return VAT(config)

@@ -213,11 +213,11 @@ def run_wavtokenizer(args, device: torch.device, dtype: torch.dtype) -> list[dic
             return official.decode(official.codes_to_features(codes), bandwidth_id=bandwidth_id)
 
     def our_encode(audio):
-        with autocast(device, dtype):
+        with autocast(device, args.ours_dtype):
             return ours.encode(audio)
 
     def our_decode(tokens):
-        with autocast(device, dtype):
+        with autocast(device, args.ours_dtype):
             return ours.decode(tokens)
 
     # Parity on the largest batch (fp32).
@@ -250,6 +250,10 @@ def run_wavtokenizer(args, device: torch.device, dtype: torch.dtype) -> list[dic
           f"decoded max |diff| {decoded_diff:.2e} (tolerance 1e-4 + 1e-4*|ref|)", flush=True)
     if not ids_equal or decoded_diff > 1e-4 + 1e-4 * reference.abs().max().item():
         raise SystemExit("outputs differ: not timing")
+    if args.ours_dtype != dtype:
+        agree = (our_encode(audio).streams[0][:, 0].cpu() == official_ids).float().mean().item()
+        print(f"tok in {str(args.ours_dtype)[6:]} against the official in {args.dtype}: ids equal {agree:.2%} "
+              f"(audio-level effect: see README)", flush=True)
 
     print_header("x real time")
     rows = []
@@ -333,7 +337,7 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
         return official_fsq.forward_z(z)[1]
 
     def our_tokenize(x):
-        with torch.inference_mode(), autocast(device, dtype):
+        with torch.inference_mode(), autocast(device, args.ours_dtype):
             for block in our_enc.blocks:
                 x = block(x, mask)
             z = readout(x[:, patches:]).float() * 3
@@ -347,7 +351,7 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
             return official_dec({"x": x, "c": cond, "pack": partial(batched_pack, batch=x.shape[0])})["y"]
 
     def our_step(x, cond):
-        with torch.inference_mode(), autocast(device, dtype):
+        with torch.inference_mode(), autocast(device, args.ours_dtype):
             for block in our_dec.blocks:
                 x = block(x, cond, (patches, registers))
             return x
@@ -359,9 +363,12 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
     x_enc = torch.randn(biggest, length, config.encoder_dim, device=device)
     x_dec = torch.randn(biggest, length, config.decoder_dim, device=device)
     cond = torch.randn(biggest, config.decoder_dim, device=device)
+    # Parity with both sides in --dtype; tok's own dtype (if different) is compared after it.
+    chosen, args.ours_dtype = args.ours_dtype, dtype
     with torch.inference_mode():
         ids_ref, ids = official_tokenize(x_enc[:2]), our_tokenize(x_enc[:2])
         ref, out = official_step(x_dec[:2], cond[:2]), our_step(x_dec[:2], cond[:2])
+    args.ours_dtype = chosen
     ids_equal = torch.equal(ids_ref.cpu(), ids.cpu())
     diff = (ref.float() - out.float()).abs().max().item()
     print(f"parity ({args.dtype}, batch 2): FSQ ids equal: {ids_equal} (mismatched {(ids_ref != ids).float().mean().item():.2%}), "
@@ -369,6 +376,11 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
     tolerance = 1e-4 * max(1.0, ref.abs().max().item()) if dtype == torch.float32 else 0.1 * ref.abs().max().item()
     if dtype == torch.float32 and (not ids_equal or diff > tolerance):
         raise SystemExit("outputs differ: not timing")
+    if chosen != dtype:
+        with torch.inference_mode():
+            ids, out = our_tokenize(x_enc[:2]), our_step(x_dec[:2], cond[:2])
+        print(f"tok in {str(chosen)[6:]} against the official in {args.dtype}: FSQ ids equal {(ids_ref == ids).float().mean().item():.2%}, "
+              f"decoder trunk max |diff| {(ref.float() - out.float()).abs().max().item():.2e} (image-level effect: see README)", flush=True)
 
     print_header("images/s")
     rows = []
@@ -404,6 +416,8 @@ def main() -> None:
                         help="wavtokenizer-75 | wavtokenizer-40 | flextok-d12-d12 | flextok-d18-d18 | flextok-d18-d28")
     parser.add_argument("--batches", default="1,8", help="comma-separated batch sizes")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="autocast dtype for both (parity is always checked)")
+    parser.add_argument("--ours-dtype", choices=["float32", "bfloat16"],
+                        help="autocast dtype for tok only (default: --dtype), e.g. tok's CPU bf16 path against the official fp32")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per implementation (median reported)")
     parser.add_argument("--seconds", type=float, default=10.0, help="WavTokenizer clip length")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -415,8 +429,9 @@ def main() -> None:
         raise SystemExit(f"--official-src {source}: not a folder")
     sys.path.insert(0, str(source))
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    args.ours_dtype = getattr(torch, args.ours_dtype or args.dtype)
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
-    print(f"model {args.model}, device {device}, dtype {args.dtype}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+    print(f"model {args.model}, device {device}, dtype {args.dtype} (tok: {str(args.ours_dtype)[6:]}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"repeats {args.repeats}, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
     if args.model.startswith("wavtokenizer-"):
         run_wavtokenizer(args, device, dtype)

@@ -21,12 +21,7 @@ import torch.nn.functional as F
 
 import tok
 from tok.core.media import list_images, read_image
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB for batches in [0, 1]."""
-    mse = (a - b).pow(2).flatten(1).mean(1)
-    return 10 * torch.log10(1.0 / mse.clamp_min(1e-12))
+from tok.metrics.image import psnr_per_image as psnr
 
 
 def thumbnail_baseline(images: torch.Tensor, bits: float) -> tuple[int, torch.Tensor]:

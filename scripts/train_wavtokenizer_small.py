@@ -26,15 +26,23 @@ parser.add_argument("--data", required=True, type=Path)
 parser.add_argument("--init", type=Path, help="weights to start from where shapes match")
 parser.add_argument("--out", required=True, type=Path)
 parser.add_argument("--minutes", type=float, default=28)
+parser.add_argument("--lr", type=float, default=1e-3)
+parser.add_argument("--threads", type=int, default=1)
+parser.add_argument("--continue-codebook", action="store_true",
+                    help="keep --init's codebook too and train with the quantizer from the first step")
+parser.add_argument("--multi-resolution-mel", action="store_true")
+parser.add_argument("--vq-warmup-steps", type=int, default=50, help="steps without the quantizer (fresh codebook only)")
 args = parser.parse_args()
 
-torch.set_num_threads(1)
+torch.set_num_threads(args.threads)
 logging.basicConfig(level=logging.INFO)
 model = WavTokenizer(preset("small"))
 if args.init:
     own = model.state_dict()
-    start = {k: v.float() for k, v in load_file(str(args.init)).items() if k in own and own[k].shape == v.shape and "_codebook" not in k}
+    start = {k: v.float() for k, v in load_file(str(args.init)).items()
+             if k in own and own[k].shape == v.shape and (args.continue_codebook or "_codebook" not in k)}
     model.load_state_dict(start, strict=False)
     logging.getLogger(__name__).info("initialised %d of %d tensors from %s", len(start), len(own), args.init)
-weights = WavTokenizerLossWeights(adversarial=0, feature_matching=0, vq_warmup_steps=50)
-print(run(model, args.data, args.out, steps=5000, batch_size=8, lr=1e-3, weights=weights, max_minutes=args.minutes))
+weights = WavTokenizerLossWeights(adversarial=0, feature_matching=0, vq_warmup_steps=0 if args.continue_codebook else args.vq_warmup_steps,
+                                  multi_resolution_mel=args.multi_resolution_mel)
+print(run(model, args.data, args.out, steps=20000, batch_size=8, lr=args.lr, weights=weights, max_minutes=args.minutes))

@@ -43,6 +43,11 @@ def test_encode_info_decode(run, tmp_path, photo, tiny_flextok_weights):
     from PIL import Image
 
     assert Image.open(tmp_path / "back.png").size == (64, 64)
+    result = run("decode", tok_file, "-o", tmp_path / "heun.png", "--weights", tiny_flextok_weights, "--steps", "2", "--sampler", "heun")
+    assert result.exit_code == 0, result.output
+    result = run("decode", tok_file, "-o", tmp_path / "bad.png", "--weights", tiny_flextok_weights, "--sampler", "ddim")
+    assert result.exit_code == 1 and "unknown sampler 'ddim'" in result.output
+    assert not (tmp_path / "bad.png").exists()
 
 
 def test_encode_folder_with_progress(run, tmp_path, photo, tiny_flextok_weights):

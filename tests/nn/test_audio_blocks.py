@@ -103,6 +103,18 @@ def test_istft_head_length_clip_and_fp32():
     assert torch.isfinite(loud).all() and loud.abs().max() <= 100 * 17 / 32 * 2 + 1e-3
 
 
+def test_istft_window_survives_a_safetensors_round_trip(tmp_path):
+    # Accelerate's save_state / load_state go through safetensors' save_model / load_model, which
+    # refuse a buffer that views a longer storage (torch.hann_window does): training could not resume.
+    from safetensors.torch import load_model, save_model
+
+    head = ISTFTHead(dim=8, n_fft=16, hop_length=4)
+    save_model(head, str(tmp_path / "head.safetensors"))
+    fresh = ISTFTHead(dim=8, n_fft=16, hop_length=4)
+    load_model(fresh, str(tmp_path / "head.safetensors"))
+    torch.testing.assert_close(fresh.istft.window, torch.hann_window(16))
+
+
 def test_attention_block_matches_the_explicit_softmax_formula():
     block = AttnBlock1d(32).eval()
     x = torch.randn(2, 32, 11)

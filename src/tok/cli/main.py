@@ -162,9 +162,10 @@ def encode(inputs, model_name, weights, num_tokens, scales, output, out_dir, bat
 @click.option("--steps", type=int, help="Flow steps (FlexTok; default from the model).")
 @click.option("--guidance", type=float, help="Classifier-free guidance scale (FlexTok; 1 = off).")
 @click.option("--seed", type=int, help="Seed of the decoder's initial noise (FlexTok; default 0).")
+@click.option("--sampler", help="Flow sampler (FlexTok): euler (official, default), heun, dpm++ or unipc.")
 @click.option("--scales", type=int, help="Decode only the first K scales (multi-scale models such as HieraTok).")
 @click.option("--device", help="torch device (default: cuda if available).")
-def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, scales, device) -> None:
+def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, sampler, scales, device) -> None:
     """Decode .tok files back to media."""
     from ..api import decode_file, load
     from ..core.tokens import read_header
@@ -178,7 +179,7 @@ def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, s
     loaded = {name: load(name, weights, device) for name in dict.fromkeys(names)}
     suffixes = [loaded[name].output_suffix((header.get("sources") or [None])[0]) for name, header in zip(names, headers)]
     outputs = _outputs(list(files), output, out_dir, suffixes)
-    opts = {k: v for k, v in {"steps": steps, "guidance": guidance, "seed": seed, "scales": scales}.items() if v is not None}
+    opts = {k: v for k, v in {"steps": steps, "guidance": guidance, "seed": seed, "sampler": sampler, "scales": scales}.items() if v is not None}
     for path, name, out in tqdm(list(zip(files, names, outputs)), desc="decode", unit="file", disable=len(files) < 2):
         click.echo(str(decode_file(path, out, model=loaded[name], **opts)))
 

@@ -26,7 +26,9 @@ class ISTFT(nn.Module):
         self.n_fft, self.hop_length = n_fft, hop_length
         self.win_length = win_length or n_fft
         self.padding = padding
-        self.register_buffer("window", torch.hann_window(self.win_length))
+        # hann_window returns a view into a longer storage (length + 1); a standalone copy lets
+        # safetensors (Accelerate's save_state / load_state) store and reload the buffer.
+        self.register_buffer("window", torch.hann_window(self.win_length).clone())
 
     def forward(self, spec: Tensor) -> Tensor:
         if self.padding == "center":

@@ -34,6 +34,22 @@ class MelReconstructionLoss(nn.Module):
         return F.l1_loss(self.log_mel(prediction), self.log_mel(target))
 
 
+class MultiResolutionMelLoss(nn.Module):
+    """Mean of `MelReconstructionLoss` over several (n_fft, hop, n_mels) resolutions. Short
+    windows pin down timing and long ones pitch, so decoders trained without a GAN learn
+    consistent phase sooner than with one resolution (used by XY-Tokenizer's recipe and the
+    small WavTokenizer)."""
+
+    RESOLUTIONS = ((512, 128, 64), (1024, 256, 80), (2048, 512, 128))
+
+    def __init__(self, sample_rate: int, resolutions: tuple[tuple[int, int, int], ...] = RESOLUTIONS):
+        super().__init__()
+        self.losses = nn.ModuleList(MelReconstructionLoss(sample_rate, n, h, m) for n, h, m in resolutions)
+
+    def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
+        return sum(loss(prediction, target) for loss in self.losses) / len(self.losses)
+
+
 def discriminator_hinge_loss(real: DiscOutput, fake: DiscOutput) -> Tensor:
     """sum_k mean(relu(1 - D_k(real))) + mean(relu(1 + D_k(fake)))."""
     return sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for (r, _), (f, _) in zip(real, fake))

@@ -33,6 +33,7 @@ from .audio_discriminators import (
 )
 from .audio_losses import (
     MelReconstructionLoss,
+    MultiResolutionMelLoss,
     discriminator_hinge_loss,
     discriminator_lsgan_loss,
     feature_matching_loss,
@@ -60,6 +61,9 @@ class WavTokenizerLossWeights:
     # batch of a random encoder). See `generator_losses` for why small CPU runs need it.
     vq_warmup_steps: int = 0
     kmeans_batches: int = 4
+    # Mean log-mel L1 over three resolutions instead of the official single one: without a GAN
+    # (small CPU runs) the single-resolution loss leaves phase free and speech smeared.
+    multi_resolution_mel: bool = False
 
 
 class AudioDiscriminators(nn.Module):
@@ -76,7 +80,7 @@ class AudioDiscriminators(nn.Module):
         return parts + ([("complex", self.complex)] if self.complex is not None else [])
 
 
-def generator_losses(model: WavTokenizer, audio: Tensor, step: int, mel_loss: MelReconstructionLoss,
+def generator_losses(model: WavTokenizer, audio: Tensor, step: int, mel_loss: nn.Module,
                      discs: AudioDiscriminators | None, weights: WavTokenizerLossWeights, cache: dict) -> dict[str, Tensor]:
     """The generator's losses for one batch.
 
@@ -160,7 +164,7 @@ def run(
     out_dir = Path(out_dir)
     config = tokenizer.config
     dataset = AudioFolder(data, config.sample_rate, int(crop_seconds * config.sample_rate), items_per_epoch=max(batch_size * 50, 64))
-    mel_loss = MelReconstructionLoss(config.sample_rate)
+    mel_loss = (MultiResolutionMelLoss if weights.multi_resolution_mel else MelReconstructionLoss)(config.sample_rate)
     use_gan = weights.adversarial > 0 or weights.feature_matching > 0
     discs = AudioDiscriminators(weights) if use_gan else None
     cache: dict = {}
@@ -197,10 +201,11 @@ def run(
 def train_from_cli(card, data, out_dir, steps: int, batch_size: int, lr: float, precision: str, gan_weight: float,
                    max_minutes: float | None) -> Path:
     """`tok train --model wavtokenizer-...`: `--gan-weight` > 0 turns on the discriminators
-    (narrow ones for non-official presets); non-official presets warm up 100 steps without the quantizer."""
+    (narrow ones for non-official presets); non-official presets warm up 100 steps without the quantizer
+    and use the multi-resolution mel loss."""
     tokenizer = card.builder(card)
     official = tokenizer.config.backbone_dim == 768
-    small = {"mpd_channels": (8, 16, 32, 64, 64), "mrd_channels": 16, "vq_warmup_steps": 100}
+    small = {"mpd_channels": (8, 16, 32, 64, 64), "mrd_channels": 16, "vq_warmup_steps": 100, "multi_resolution_mel": True}
     weights = WavTokenizerLossWeights(adversarial=gan_weight, feature_matching=gan_weight, **({} if official else small))
     return run(tokenizer, data, out_dir, steps=steps, batch_size=batch_size, lr=lr,
                mixed_precision=precision, weights=weights, max_minutes=max_minutes)

@@ -35,7 +35,7 @@ from ..core.errors import TokError
 from .audio_data import AudioFolder
 from .audio_discriminators import MultiPeriodDiscriminator, MultiResolutionDiscriminator
 from .audio_losses import (
-    MelReconstructionLoss,
+    MultiResolutionMelLoss,
     discriminator_hinge_loss,
     feature_matching_loss,
     generator_hinge_loss,
@@ -44,8 +44,6 @@ from .trainer import TrainConfig, Trainer
 
 logger = logging.getLogger(__name__)
 
-# (n_fft, hop, mels) at 16 kHz: fine time to fine frequency resolution.
-MEL_RESOLUTIONS = ((512, 128, 64), (1024, 256, 80), (2048, 512, 128))
 STAGES = ("pretrain", "posttrain")
 
 
@@ -58,17 +56,6 @@ class XYLossWeights:
     feature_matching: float = 0.0
     mpd_channels: tuple[int, ...] = (32, 128, 512, 1024, 1024)
     mrd_channels: int = 64
-
-
-class MultiResolutionMelLoss(nn.Module):
-    """Mean of the shared log-mel L1 over `MEL_RESOLUTIONS`."""
-
-    def __init__(self, sample_rate: int):
-        super().__init__()
-        self.losses = nn.ModuleList(MelReconstructionLoss(sample_rate, n, h, m) for n, h, m in MEL_RESOLUTIONS)
-
-    def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
-        return sum(loss(prediction, target) for loss in self.losses) / len(self.losses)
 
 
 _WHISPER_PREFIX = re.compile(r"^(model\.)?encoder\.")

@@ -33,6 +33,7 @@ from ...nn.embeddings import TimestepEmbedder, sincos_2d
 from ...nn.norm import affine_free_layer_norm
 from ...nn.transformer import AdaLNBlock, Block, modulate
 from .config import FlexTokConfig, VAEConfig
+from .samplers import integrate
 
 # muP-style softmax scale of the official attention: 8 / head_dim (= 1/sqrt(64) at head_dim 64).
 MUP_SCALE = 8.0
@@ -431,6 +432,7 @@ class FlexTok(Tokenizer):
         steps: int | None = None,
         guidance: float | Callable[[float], float] | None = None,
         norm_guidance: bool = False,
+        sampler: str = "euler",
         seed: int | None = 0,
         generator: torch.Generator | None = None,
     ) -> Tensor:
@@ -442,6 +444,8 @@ class FlexTok(Tokenizer):
                 more steps give sharper samples.
             guidance: classifier-free guidance scale (1.0 = off), or a function of t.
             norm_guidance: use APG instead of plain CFG (the official README uses 7.5 with APG).
+            sampler: "euler" (official) or one of diffusers' flow schedulers, "heun", "dpm++",
+                "unipc" (see `samplers.py`; `steps` counts scheduler steps).
             seed / generator: the initial noise (decoding is deterministic for a fixed seed).
         """
         if isinstance(tokens, Tokens):
@@ -453,11 +457,9 @@ class FlexTok(Tokenizer):
             raise ValueError(f"expected ids (B, k), got {tuple(ids.shape)}")
         check_ids(ids, self.quantizer.vocab_size, "token ids")
         steps = self.config.decode_steps if steps is None else steps
-        if steps < 1:
-            raise TokError(f"steps must be at least 1, got {steps}")
         guidance = self.config.decode_guidance if guidance is None else guidance
         codes, keep_k = self.ids_to_register_codes(ids.to(self.device))
-        latents = self.sample_latents(codes, keep_k, steps, guidance, norm_guidance, seed, generator)
+        latents = self.sample_latents(codes, keep_k, steps, guidance, norm_guidance, seed, generator, sampler)
         with self._vae_autocast(latents):
             return self.vae.decode(latents.float()).float().clamp(-1, 1)
 
@@ -470,8 +472,9 @@ class FlexTok(Tokenizer):
         norm_guidance: bool,
         seed: int | None,
         generator: torch.Generator | None,
+        sampler: str = "euler",
     ) -> Tensor:
-        """Euler integration x <- x - (1/T) v from t = 1 (noise) to t = 0, with optional CFG."""
+        """Integrate the flow from t = 1 (noise) to t = 0 with `sampler` (official: Euler), optional CFG."""
         cfg, batch, device = self.config, codes.shape[0], codes.device
         shape = (batch, cfg.vae.latent_channels, cfg.latent_size, cfg.latent_size)
         if generator is None and seed is not None:
@@ -486,18 +489,17 @@ class FlexTok(Tokenizer):
                 null = self.decoder.condition(codes, keep_k, ~no_null)
                 registers = torch.cat([registers, null])
         apg = AdaptiveProjectedGuidance() if norm_guidance else None
-        for i in range(steps, 0, -1):
-            t = i / steps
+
+        def velocity(x: Tensor, t: float) -> Tensor:
             with self._autocast(x):
-                if use_cfg:
-                    v = self.decoder(torch.cat([x, x]), torch.full((2 * batch,), t, device=device), registers).float()
-                    v_cond, v_uncond = v.chunk(2)
-                    w = float(scale_at(t))
-                    v = apg(v_cond, v_uncond, w) if apg else v_uncond + w * (v_cond - v_uncond)
-                else:
-                    v = self.decoder(x, torch.full((batch,), t, device=device), registers).float()
-            x = x - v / steps
-        return x
+                if not use_cfg:
+                    return self.decoder(x, torch.full((batch,), t, device=device), registers).float()
+                v = self.decoder(torch.cat([x, x]), torch.full((2 * batch,), t, device=device), registers).float()
+            v_cond, v_uncond = v.chunk(2)
+            w = float(scale_at(t))
+            return apg(v_cond, v_uncond, w) if apg else v_uncond + w * (v_cond - v_uncond)
+
+        return integrate(velocity, x, steps, sampler)
 
     # -- training ----------------------------------------------------------------------------
     def sample_keep_k(self, batch: int, device: torch.device) -> Tensor:

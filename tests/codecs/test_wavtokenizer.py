@@ -222,3 +222,20 @@ def test_weight_source_folder_with_one_checkpoint(tmp_path):
     fresh = WavTokenizer(preset("tiny"))
     load_weights(fresh, WeightSource("explicit", folder))
     assert torch.equal(fresh.quantizer.vq._codebook.embed, model.quantizer.vq._codebook.embed)
+
+
+def test_cpu_bf16_mode_stays_close_to_fp32():
+    """Opt-in bf16 on CPU: the networks run under bf16 autocast, the code search and the ISTFT in fp32."""
+    model = random_model()
+    audio = torch.randn(2, 4000) * 0.3
+    reference = model.encode(audio)
+    exact = model.decode(reference)
+    model.cpu_bf16 = True
+    try:
+        fast = model.encode(audio)
+        recon = model.decode(reference)
+    finally:
+        model.cpu_bf16 = False
+    assert (fast.streams[0] == reference.streams[0]).float().mean() > 0.8
+    assert recon.dtype == torch.float32 and recon.shape == exact.shape
+    assert 0 < (recon - exact).abs().max() < 0.05 * exact.abs().max()

@@ -83,8 +83,14 @@ def test_flextok_recipe_end_to_end(tmp_path):
     torch.manual_seed(0)
     model = FlexTok(preset("tiny"))
     weights = VAELossWeights(lpips=0.0, gan=0.0)
-    path = run(model, data, tmp_path / "run", vae_steps=3, steps=3, batch_size=2, vae_batch_size=2, vae_crop=32, views=2, loss_weights=weights, save_every=2)
+    readout = model.encoder.module_dict["enc_to_latents"].proj.weight.detach().clone()
+    registers = model.encoder.module_dict["enc_register_module"].registers.detach().clone()
+    path = run(model, data, tmp_path / "run", vae_steps=3, steps=3, batch_size=2, vae_batch_size=2, vae_crop=32, views=2,
+               loss_weights=weights, save_every=2, readout_lr_scale=0.0)
     assert path.name == "model.safetensors" and (tmp_path / "run" / "vae.safetensors").is_file()
+    # readout_lr_scale=0 freezes the FSQ read-out while the rest of the encoder trains.
+    assert torch.equal(model.encoder.module_dict["enc_to_latents"].proj.weight, readout.half().float())  # vae.safetensors is fp16
+    assert not torch.equal(model.encoder.module_dict["enc_register_module"].registers, registers)
     assert model.config.vae.scaling_factor != 1.0  # set from the latent statistics
     loaded = load("flextok-tiny", weights=path, device="cpu")
     assert loaded.config.vae == model.config.vae

@@ -52,6 +52,15 @@ class Tokenizer(nn.Module):
         self.name = type(self).__name__.lower()
         self.weights_digest = ""
 
+    # Opt-in bf16 autocast for CPU inference in families that wrap their networks in
+    # `cpu_bf16_autocast` (FlexTok, WavTokenizer): faster on CPUs with native bf16 (AVX-512 BF16,
+    # AMX), slower elsewhere, and it can change some ids (README lists the measured quality
+    # change). Off by default, so CPU output matches the official fp32 code.
+    cpu_bf16: bool = False
+
+    def cpu_bf16_autocast(self, x: Tensor):
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=x.device.type == "cpu" and self.cpu_bf16)
+
     @property
     def layout(self) -> TokenLayout:
         raise NotImplementedError

@@ -207,7 +207,9 @@ class WavTokenizer(Tokenizer):
                 where.append((w, keep_start - piece_start, keep_end - piece_start))
 
         def run(batch: Tensor) -> Tensor:
-            return self.quantize(self.encode_latents(batch)).ids
+            with self.cpu_bf16_autocast(batch):
+                latents = self.encode_latents(batch)
+            return self.quantize(latents.float()).ids  # nearest-code search in fp32 (bf16 ties)
 
         outputs = self._run_grouped(pieces, run)
         ids: list[list[Tensor]] = [[] for _ in waves]
@@ -233,7 +235,11 @@ class WavTokenizer(Tokenizer):
             for start, end, keep_start, keep_end in self._chunk_plan(row.shape[-1]):
                 pieces.append(row[start:end])
                 where.append((i, (keep_start - start) * hop, (keep_end - start) * hop))
-        outs = self._run_grouped(pieces, lambda batch: self.decode_features(self.ids_to_features(batch)))
+        def run(batch: Tensor) -> Tensor:
+            with self.cpu_bf16_autocast(batch):
+                return self.decode_features(self.ids_to_features(batch)).float()
+
+        outs = self._run_grouped(pieces, run)
         waves: list[list[Tensor]] = [[] for _ in ids]
         for (i, a, b), out in zip(where, outs):
             waves[i].append(out[a:b])

@@ -379,19 +379,10 @@ class FlexTok(Tokenizer):
             raise TokError(f"number of tokens must be an integer in 1..{n}, got {num_tokens!r}")
         return num_tokens
 
-    # Opt-in bf16 inference on CPU (trunks and VAE): faster on CPUs with native bf16 (AVX-512
-    # BF16 / AMX), slower elsewhere, and it can change some ids; see README for the measured
-    # PSNR change. Off by default, so CPU results match the official fp32 code.
-    cpu_bf16: bool = False
-
     def _autocast(self, x: Tensor):
         # bf16 on GPU for the transformer trunks; CPU stays fp32 unless `cpu_bf16` is set.
         on_cpu = x.device.type == "cpu"
         return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=not on_cpu or self.cpu_bf16)
-
-    def _vae_autocast(self, x: Tensor):
-        # The VAE runs in fp32 (as the official code) except in the opt-in CPU bf16 mode.
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=x.device.type == "cpu" and self.cpu_bf16)
 
     def encode_latents(self, latents: Tensor) -> tuple[Tensor, Tensor]:
         """Scaled VAE latents -> (FSQ codes (B, N, d), ids (B, N))."""
@@ -408,7 +399,7 @@ class FlexTok(Tokenizer):
         """
         k = self.check_num_tokens(num_tokens)
         self.check_images(x)
-        with self._vae_autocast(x):
+        with self.cpu_bf16_autocast(x):
             latents = self.vae.encode(x.to(self.device, torch.float32)).float()
         _, ids = self.encode_latents(latents)
         return self.make_tokens([ids[:, :k].contiguous()], sources)
@@ -460,7 +451,7 @@ class FlexTok(Tokenizer):
         guidance = self.config.decode_guidance if guidance is None else guidance
         codes, keep_k = self.ids_to_register_codes(ids.to(self.device))
         latents = self.sample_latents(codes, keep_k, steps, guidance, norm_guidance, seed, generator, sampler)
-        with self._vae_autocast(latents):
+        with self.cpu_bf16_autocast(latents):
             return self.vae.decode(latents.float()).float().clamp(-1, 1)
 
     def sample_latents(

@@ -30,11 +30,12 @@ parser.add_argument("--readout-shrink", type=float, default=4.0)
 parser.add_argument("--readout-lr-scale", type=float, default=0.1)
 parser.add_argument("--lr", type=float, default=8e-4)
 parser.add_argument("--threads", type=int, default=2)
+parser.add_argument("--views", type=int, default=8, help="augmented crops per photo, encoded once up front")
 args = parser.parse_args()
 
 torch.set_num_threads(args.threads)
 logging.basicConfig(level=logging.INFO)
-model = tok.load("flextok-small", device="cpu").float()
+model = tok.load("flextok-small", device="cpu").float().requires_grad_(True)  # the zoo hands out frozen models
 model.config = replace(model.config, time_shift=1000.0)
 start = args.out / "vae.safetensors"  # stage 1 starts from this file's weights (the whole model)
 if not start.exists():
@@ -45,4 +46,4 @@ if not start.exists():
     args.out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(model, start, dtype=torch.float32)
 print(run(model, args.data, args.out, stage="tokenizer", steps=100_000, batch_size=16, lr=args.lr,
-          mixed_precision="bf16", readout_lr_scale=args.readout_lr_scale, max_seconds=60 * args.minutes, lr_decay="cosine"))
+          mixed_precision="bf16", views=args.views, readout_lr_scale=args.readout_lr_scale, max_seconds=60 * args.minutes, lr_decay="cosine"))

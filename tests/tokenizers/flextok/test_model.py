@@ -153,3 +153,16 @@ def test_official_presets_parameter_counts(name, expected_millions):
     assert abs(trunk / 1e6 - expected_millions) < 1.5
     vae = sum(p.numel() for p in model.vae.parameters())
     assert abs(vae / 1e6 - 83.8) < 0.5  # SD-style f8 c16 VAE
+
+
+def test_large_batches_are_split_without_changing_results(model, images):
+    """`max_batch` bounds the images per network pass; ids and decoded images stay the same."""
+    batch = torch.cat([images, images.flip(-1), -images])  # 6 images
+    tokens = model.encode(batch)
+    decoded = model.decode(tokens, steps=2, guidance=2.0, norm_guidance=True)
+    model.max_batch = 4
+    try:
+        assert torch.equal(model.encode(batch).streams[0], tokens.streams[0])
+        torch.testing.assert_close(model.decode(tokens, steps=2, guidance=2.0, norm_guidance=True), decoded)
+    finally:
+        del model.max_batch  # back to the class default

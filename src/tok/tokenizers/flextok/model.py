@@ -379,6 +379,10 @@ class FlexTok(Tokenizer):
             raise TokError(f"number of tokens must be an integer in 1..{n}, got {num_tokens!r}")
         return num_tokens
 
+    # Images per network pass in `encode` and `decode`: larger batches are split, so peak memory
+    # stops growing with the batch (outputs are the same as in one pass).
+    max_batch: int = 16
+
     def _autocast(self, x: Tensor):
         # bf16 on GPU for the transformer trunks; CPU stays fp32 unless `cpu_bf16` is set.
         on_cpu = x.device.type == "cpu"
@@ -399,10 +403,12 @@ class FlexTok(Tokenizer):
         """
         k = self.check_num_tokens(num_tokens)
         self.check_images(x)
-        with self.cpu_bf16_autocast(x):
-            latents = self.vae.encode(x.to(self.device, torch.float32)).float()
-        _, ids = self.encode_latents(latents)
-        return self.make_tokens([ids[:, :k].contiguous()], sources)
+        ids = []
+        for part in x.split(self.max_batch):
+            with self.cpu_bf16_autocast(part):
+                latents = self.vae.encode(part.to(self.device, torch.float32)).float()
+            ids.append(self.encode_latents(latents)[1])
+        return self.make_tokens([torch.cat(ids)[:, :k].contiguous()], sources)
 
     def ids_to_register_codes(self, ids: Tensor) -> tuple[Tensor, Tensor]:
         """(B, k) ids -> (codes (B, N, d) padded with zero codes, keep_k (B,))."""
@@ -450,27 +456,32 @@ class FlexTok(Tokenizer):
         steps = self.config.decode_steps if steps is None else steps
         guidance = self.config.decode_guidance if guidance is None else guidance
         codes, keep_k = self.ids_to_register_codes(ids.to(self.device))
-        latents = self.sample_latents(codes, keep_k, steps, guidance, norm_guidance, seed, generator, sampler)
-        with self.cpu_bf16_autocast(latents):
-            return self.vae.decode(latents.float()).float().clamp(-1, 1)
+        # The whole batch's noise is drawn first, so splitting it into `max_batch` parts changes nothing.
+        cfg = self.config
+        if generator is None and seed is not None:
+            generator = torch.Generator(device="cpu").manual_seed(seed)
+        shape = (len(ids), cfg.vae.latent_channels, cfg.latent_size, cfg.latent_size)
+        noise = torch.randn(shape, generator=generator, dtype=torch.float32).to(self.device)
+        images = []
+        for start in range(0, len(ids), self.max_batch):
+            part = slice(start, start + self.max_batch)
+            latents = self.sample_latents(codes[part], keep_k[part], noise[part], steps, guidance, norm_guidance, sampler)
+            with self.cpu_bf16_autocast(latents):
+                images.append(self.vae.decode(latents.float()).float().clamp(-1, 1))
+        return torch.cat(images)
 
     def sample_latents(
         self,
         codes: Tensor,
         keep_k: Tensor,
+        x: Tensor,
         steps: int,
         guidance: float | Callable[[float], float],
         norm_guidance: bool,
-        seed: int | None,
-        generator: torch.Generator | None,
         sampler: str = "euler",
     ) -> Tensor:
-        """Integrate the flow from t = 1 (noise) to t = 0 with `sampler` (official: Euler), optional CFG."""
-        cfg, batch, device = self.config, codes.shape[0], codes.device
-        shape = (batch, cfg.vae.latent_channels, cfg.latent_size, cfg.latent_size)
-        if generator is None and seed is not None:
-            generator = torch.Generator(device="cpu").manual_seed(seed)
-        x = torch.randn(shape, generator=generator, dtype=torch.float32).to(device)
+        """Integrate the flow from noise `x` at t = 1 to t = 0 with `sampler` (official: Euler), optional CFG."""
+        batch, device = codes.shape[0], codes.device
         scale_at = guidance if callable(guidance) else (lambda t: guidance)
         use_cfg = callable(guidance) or guidance != 1.0
         no_null = torch.zeros(batch, dtype=torch.bool, device=device)

@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data", required=True, type=Path, help="folder of audio clips")
     parser.add_argument("--limit", type=int, help="only the first N clips")
     parser.add_argument("--out", type=Path, help="also write the JSON summary here")
+    parser.add_argument("--cpu-bf16", action="store_true", help="the model's opt-in bf16 CPU inference")
     args = parser.parse_args(argv)
 
     import torchaudio
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     torch.set_num_threads(1)
     model = load(args.model, args.weights, device="cpu")
+    model.cpu_bf16 = args.cpu_bf16
     files = list_media(args.data, "audio")[: args.limit]
     mel = torchaudio.transforms.MelSpectrogram(16000, n_fft=1024, hop_length=256, n_mels=80, power=1)
     rows, pesq_errors, seconds, encode_time, decode_time = [], 0, 0.0, 0.0, 0.0

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         tokens = tok.Tokens.cat([model.encode(b, num_tokens=args.tokens) for b in images.split(args.batch_size)])
     reference_detail = laplacian_variance(reference)
     print(f"{model.name}: {len(paths)} photos from {args.data}, {model.config.image_size}px, "
-          f"{tokens.num_tokens // len(paths)} tokens each, guidance {args.guidance}, {args.threads} thread(s)")
+          f"{tokens.streams[0].shape[1]} tokens each, guidance {args.guidance}, {args.threads} thread(s)")
     columns = "sampler  steps  calls   PSNR    SSIM  detail" + ("    rFID" if args.inception_weights else "") + "  s/image  peak MiB"
     print(columns)
     for sampler in args.samplers:

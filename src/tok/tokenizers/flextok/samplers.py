@@ -9,9 +9,8 @@ for fewer steps. `benchmarks/flextok_samplers.py` measures steps against PSNR fo
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-import torch
 from torch import Tensor
 
 from ...core import TokError

@@ -212,12 +212,18 @@ def run_wavtokenizer(args, device: torch.device, dtype: torch.dtype) -> list[dic
         with torch.inference_mode(), autocast(device, dtype):
             return official.decode(official.codes_to_features(codes), bandwidth_id=bandwidth_id)
 
+    # On CPU tok runs its own bf16 path (`cpu_bf16`, switched on after the fp32 parity check:
+    # networks in bf16, nearest-code search and ISTFT in fp32); an outer CPU autocast would be
+    # overridden inside it and would only reach the code search.
+    def our_precision():
+        return autocast(device, args.ours_dtype) if device.type != "cpu" else nullcontext()
+
     def our_encode(audio):
-        with autocast(device, args.ours_dtype):
+        with our_precision():
             return ours.encode(audio)
 
     def our_decode(tokens):
-        with autocast(device, args.ours_dtype):
+        with our_precision():
             return ours.decode(tokens)
 
     # Parity on the largest batch (fp32).
@@ -250,6 +256,7 @@ def run_wavtokenizer(args, device: torch.device, dtype: torch.dtype) -> list[dic
           f"decoded max |diff| {decoded_diff:.2e} (tolerance 1e-4 + 1e-4*|ref|)", flush=True)
     if not ids_equal or decoded_diff > 1e-4 + 1e-4 * reference.abs().max().item():
         raise SystemExit("outputs differ: not timing")
+    ours.cpu_bf16 = args.ours_dtype == torch.bfloat16
     if args.ours_dtype != dtype:
         agree = (our_encode(audio).streams[0][:, 0].cpu() == official_ids).float().mean().item()
         print(f"tok in {str(args.ours_dtype)[6:]} against the official in {args.dtype}: ids equal {agree:.2%} "

@@ -153,6 +153,20 @@ def test_items_of_different_lengths_get_the_tokens_they_get_alone():
         assert not decoded[b, alone.numel():].any()
 
 
+def test_inference_slicing_gives_the_ids_of_one_training_pass(monkeypatch):
+    # encode runs the convolutions in time slices and the code search in slices of frames;
+    # both must give exactly the ids of the plain (training) forward.
+    import tok.codecs.wavtokenizer.model as wavtokenizer_model
+
+    monkeypatch.setattr(wavtokenizer_model, "SAMPLES_PER_PASS", 700)
+    monkeypatch.setattr(wavtokenizer_model, "FRAMES_PER_SEARCH", 5)
+    model = random_model()
+    audio = torch.randn(3, 32 * 60 + 9) * 0.2
+    with torch.inference_mode():
+        plain = model.quantize(model.encode_latents(audio)).ids
+    assert torch.equal(model.encode(audio).streams[0][:, 0], plain)
+
+
 def test_chunked_encoding_differs_only_near_chunk_borders():
     """Chunks of 0.25 s (188 frames) with 15 frames of context, against one-piece encoding."""
     model = random_model()

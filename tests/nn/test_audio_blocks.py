@@ -75,6 +75,25 @@ def test_seanet_encoder_frames_and_official_key_shapes(ratios, hop):
     assert count(full) == {320: 8_802_816, 600: 8_303_104}[hop]
 
 
+@pytest.mark.parametrize("ratios", [(8, 5, 4, 2), (6, 5, 5, 4)])
+def test_seanet_encoder_in_time_chunks_equals_one_piece(ratios):
+    torch.manual_seed(0)
+    enc = SEANetEncoder(1, 16, 4, 1, ratios, lstm=1).eval()
+    stride, reach = enc.local_reach()
+    assert stride == enc.hop_length and reach > 0
+    with torch.inference_mode():
+        for length in (stride * 40, stride * 40 + 7, stride * 13 + 1):
+            x = torch.randn(3, 1, length)
+            whole = enc(x)
+            for chunk in (1, stride, 3 * stride + 11, 7 * stride):
+                # Same values, including the reflect padding at both true ends; only float
+                # rounding may differ (the conv kernels may sum in another order for other lengths).
+                torch.testing.assert_close(enc(x, chunk_samples=chunk), whole, rtol=1e-5, atol=1e-6)
+        # Short inputs (or big chunks) take the one-piece path.
+        x = torch.randn(1, 1, stride * 3)
+        assert torch.equal(enc(x, chunk_samples=10**6), enc(x))
+
+
 def test_istft_same_padding_inverts_a_same_padded_stft():
     n_fft, hop, frames = 64, 16, 20
     x = torch.randn(2, frames * hop, dtype=torch.float64)

@@ -33,6 +33,12 @@ from .config import WavTokenizerConfig
 
 # Chunks encoded or decoded in one forward pass (bounds memory for long files and big batches).
 MAX_CHUNKS_PER_PASS = 8
+# Inference keeps the encoder's convolutions at about this many samples per pass, summed over
+# the batch (same values as one pass: see SEANetEncoder.forward). Measured on 2 cores with 10 s clips: a batch of 8
+# in one piece ran at 1.16 s per clip, in 24 000-sample chunks at 0.36 s (one clip alone: 0.40 s).
+SAMPLES_PER_PASS = 192_000
+# Frames per nearest-code search: the (frames x 4096) distance matrix stays in cache.
+FRAMES_PER_SEARCH = 1024
 
 
 class EncodecFeatures(nn.Module):
@@ -106,9 +112,9 @@ class WavTokenizer(Tokenizer):
         return torch.tensor([self.config.bandwidth_id], device=device)
 
     # -- network pieces --------------------------------------------------------------------------
-    def encode_latents(self, audio: Tensor) -> Tensor:
-        """(B, L) -> latents (B, latent_dim, ceil(L / hop))."""
-        return self.encoder(audio[:, None])
+    def encode_latents(self, audio: Tensor, chunk_samples: int | None = None) -> Tensor:
+        """(B, L) -> latents (B, latent_dim, ceil(L / hop)); `chunk_samples`: see SEANetEncoder.forward."""
+        return self.encoder(audio[:, None], chunk_samples)
 
     def quantize(self, latents: Tensor):
         return self.quantizer(latents.transpose(1, 2))
@@ -208,8 +214,11 @@ class WavTokenizer(Tokenizer):
 
         def run(batch: Tensor) -> Tensor:
             with self.cpu_bf16_autocast(batch):
-                latents = self.encode_latents(batch)
-            return self.quantize(latents.float()).ids  # nearest-code search in fp32 (bf16 ties)
+                latents = self.encode_latents(batch, chunk_samples=max(hop, SAMPLES_PER_PASS // len(batch)))
+            # Nearest-code search in fp32 (bf16 would make ties), a slice of frames at a time.
+            frames = latents.float().transpose(1, 2)
+            rows = frames.reshape(-1, frames.shape[-1]).split(FRAMES_PER_SEARCH)
+            return torch.cat([self.quantizer(part[None]).ids[0] for part in rows]).view(frames.shape[:2])
 
         outputs = self._run_grouped(pieces, run)
         ids: list[list[Tensor]] = [[] for _ in waves]

@@ -12,6 +12,7 @@ Metrics, evaluation runs, the AR generator and the CLI talk only to this class:
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -55,11 +56,14 @@ class Tokenizer(nn.Module):
     # Opt-in bf16 autocast for CPU inference in families that wrap their networks in
     # `cpu_bf16_autocast` (FlexTok, WavTokenizer): faster on CPUs with native bf16 (AVX-512 BF16,
     # AMX), slower elsewhere, and it can change some ids (README lists the measured quality
-    # change). Off by default, so CPU output matches the official fp32 code.
+    # change). Off by default, so CPU output matches the official fp32 code. Off means "add no
+    # autocast": an autocast the caller opened (Accelerate's bf16 training) still applies.
     cpu_bf16: bool = False
 
     def cpu_bf16_autocast(self, x: Tensor):
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=x.device.type == "cpu" and self.cpu_bf16)
+        if x.device.type == "cpu" and self.cpu_bf16:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return nullcontext()
 
     @property
     def layout(self) -> TokenLayout:

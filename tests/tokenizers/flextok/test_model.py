@@ -166,3 +166,20 @@ def test_large_batches_are_split_without_changing_results(model, images):
         torch.testing.assert_close(model.decode(tokens, steps=2, guidance=2.0, norm_guidance=True), decoded)
     finally:
         del model.max_batch  # back to the class default
+
+
+def test_an_outer_cpu_autocast_reaches_the_trunks(model):
+    # Accelerate's bf16 training on CPU opens an autocast around the loss; the model's own
+    # switch (cpu_bf16 off) must not turn it off inside the trunks, or training runs in fp32.
+    seen = []
+    hook = model.decoder.module_dict["dec_to_patches"].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    latents = torch.randn(2, 16, 8, 8)
+    try:
+        with torch.no_grad():
+            model.flow_loss(latents)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = model.flow_loss(latents).losses["flow"]
+    finally:
+        hook.remove()
+    assert seen == [torch.float32, torch.bfloat16]
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)

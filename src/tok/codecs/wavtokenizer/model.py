@@ -218,7 +218,8 @@ class WavTokenizer(Tokenizer):
             # Nearest-code search in fp32 (bf16 would make ties), a slice of frames at a time.
             frames = latents.float().transpose(1, 2)
             rows = frames.reshape(-1, frames.shape[-1]).split(FRAMES_PER_SEARCH)
-            return torch.cat([self.quantizer(part[None]).ids[0] for part in rows]).view(frames.shape[:2])
+            with torch.autocast(batch.device.type, enabled=False):
+                return torch.cat([self.quantizer(part[None]).ids[0] for part in rows]).view(frames.shape[:2])
 
         outputs = self._run_grouped(pieces, run)
         ids: list[list[Tensor]] = [[] for _ in waves]

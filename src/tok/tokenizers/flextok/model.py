@@ -384,9 +384,11 @@ class FlexTok(Tokenizer):
     max_batch: int = 16
 
     def _autocast(self, x: Tensor):
-        # bf16 on GPU for the transformer trunks; CPU stays fp32 unless `cpu_bf16` is set.
-        on_cpu = x.device.type == "cpu"
-        return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=not on_cpu or self.cpu_bf16)
+        # bf16 on GPU for the transformer trunks; on CPU only with `cpu_bf16` (or an autocast
+        # the caller opened, such as Accelerate's bf16 training).
+        if x.device.type == "cpu":
+            return self.cpu_bf16_autocast(x)
+        return torch.autocast(x.device.type, dtype=torch.bfloat16)
 
     def encode_latents(self, latents: Tensor) -> tuple[Tensor, Tensor]:
         """Scaled VAE latents -> (FSQ codes (B, N, d), ids (B, N))."""

@@ -418,13 +418,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--official-src", required=True, type=Path, help="local checkout of the official repository")
     parser.add_argument("--model", required=True,
-                        help="wavtokenizer-75 | wavtokenizer-40 | flextok-d12-d12 | flextok-d18-d18 | flextok-d18-d28")
+                        help="wavtokenizer-75 | wavtokenizer-40 | flextok-d12-d12 | flextok-d18-d18 | flextok-d18-d28 | "
+                             "tokenflow-b | tokenflow-xl | tokenflow-b-test | omnitokenizer-<VQ preset>, e.g. omnitokenizer-imagenet-k600 | "
+                             "xy-tokenizer (xy-tokenizer-small / -tiny for quick checks)")
     parser.add_argument("--batches", default="1,8", help="comma-separated batch sizes")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="autocast dtype for both (parity is always checked)")
     parser.add_argument("--ours-dtype", choices=["float32", "bfloat16"],
                         help="autocast dtype for tok only (default: --dtype), e.g. tok's CPU bf16 path against the official fp32")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per implementation (median reported)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="WavTokenizer clip length")
+    parser.add_argument("--seconds", type=float, default=10.0, help="WavTokenizer / XY-Tokenizer clip length")
+    parser.add_argument("--frames", type=int, help="OmniTokenizer video clip length (default: the preset's 17; 1: images only)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--official-flex", action="store_true", help="FlexTok on CUDA: let the official trunk use flex_attention")
     args = parser.parse_args()
@@ -442,6 +445,18 @@ def main() -> None:
         run_wavtokenizer(args, device, dtype)
     elif args.model.startswith("flextok-"):
         run_flextok(args, device, dtype)
+    elif args.model.startswith("tokenflow-"):
+        from vs_official_tokenflow import run_tokenflow
+
+        run_tokenflow(args, device, dtype)
+    elif args.model.startswith("omnitokenizer-"):
+        from vs_official_omnitokenizer import run_omnitokenizer
+
+        run_omnitokenizer(args, device, dtype)
+    elif args.model.startswith("xy-tokenizer"):
+        from vs_official_xy import run_xy_tokenizer
+
+        run_xy_tokenizer(args, device, dtype)
     else:
         raise SystemExit(f"unknown --model {args.model}")
 

@@ -33,9 +33,11 @@ class Codebook(Quantizer):
         self.need_init = True
 
     def nearest(self, flat: Tensor) -> Tensor:
-        """(M, D) -> (M,) ids of the nearest codes, computed as in the official code."""
-        codes = self.embeddings.float()
-        distances = (flat**2).sum(dim=1, keepdim=True) - 2 * flat @ codes.t() + (codes.t() ** 2).sum(dim=0, keepdim=True)
+        """(M, D) -> (M,) ids of the nearest codes, computed as in the official code, in fp32
+        whatever the autocast state (a bf16 distance matmul changes ids)."""
+        codes, flat = self.embeddings.float(), flat.float()
+        with torch.autocast(flat.device.type, enabled=False):
+            distances = (flat**2).sum(dim=1, keepdim=True) - 2 * flat @ codes.t() + (codes.t() ** 2).sum(dim=0, keepdim=True)
         return distances.argmin(dim=1)
 
     @torch.no_grad()

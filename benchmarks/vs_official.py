@@ -138,6 +138,20 @@ def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int, device:
     return {k: Timing(statistics.median(times[k]), peaks[k]) for k in fns}
 
 
+def time_ops(ops: dict[str, dict[str, Callable[[], object]]], batch: int, amount: float, unit: str,
+             repeats: int, device: torch.device) -> list[dict]:
+    """Time each op's {"official": fn, "tok": fn} pair interleaved and print one row per op;
+    rates are `amount` (images, frames or seconds of audio in the batch) per second."""
+    rows = []
+    for op, fns in ops.items():
+        result = time_interleaved(fns, repeats, device)
+        rows.append({"op": op, "batch": batch, "unit": unit,
+                     **{f"{k}_rate": amount / v.seconds for k, v in result.items()},
+                     **{f"{k}_mib": v.peak_mib for k, v in result.items()}})
+        print_row(rows[-1])
+    return rows
+
+
 def autocast(device: torch.device, dtype: torch.dtype):
     if dtype == torch.float32:
         return nullcontext()
@@ -268,16 +282,10 @@ def run_wavtokenizer(args, device: torch.device, dtype: torch.dtype) -> list[dic
         audio = audio_all[:batch].to(device)
         official_codes = official_encode(audio)
         our_tokens = our_encode(audio)
-        audio_seconds = batch * args.seconds
-        for op, fns in (
-            ("encode", {"official": lambda a=audio: official_encode(a), "tok": lambda a=audio: our_encode(a)}),
-            ("decode", {"official": lambda c=official_codes: official_decode(c), "tok": lambda t=our_tokens: our_decode(t)}),
-        ):
-            result = time_interleaved(fns, args.repeats, device)
-            rows.append({"op": op, "batch": batch, "unit": "x real time",
-                         **{f"{k}_rate": audio_seconds / v.seconds for k, v in result.items()},
-                         **{f"{k}_mib": v.peak_mib for k, v in result.items()}})
-            print_row(rows[-1])
+        rows += time_ops({
+            "encode": {"official": lambda a=audio: official_encode(a), "tok": lambda a=audio: our_encode(a)},
+            "decode": {"official": lambda c=official_codes: official_decode(c), "tok": lambda t=our_tokens: our_decode(t)},
+        }, batch, batch * args.seconds, "x real time", args.repeats, device)
     return rows
 
 
@@ -391,15 +399,10 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
     rows = []
     for batch in args.batches:
         xe, xd, c = x_enc[:batch], x_dec[:batch], cond[:batch]
-        for op, fns in (
-            ("enc trunk+FSQ", {"official": lambda x=xe: official_tokenize(x), "tok": lambda x=xe: our_tokenize(x)}),
-            ("dec trunk pass", {"official": lambda x=xd, c=c: official_step(x, c), "tok": lambda x=xd, c=c: our_step(x, c)}),
-        ):
-            result = time_interleaved(fns, args.repeats, device)
-            rows.append({"op": op, "batch": batch, "unit": "images/s",
-                         **{f"{k}_rate": batch / v.seconds for k, v in result.items()},
-                         **{f"{k}_mib": v.peak_mib for k, v in result.items()}})
-            print_row(rows[-1])
+        rows += time_ops({
+            "enc trunk+FSQ": {"official": lambda x=xe: official_tokenize(x), "tok": lambda x=xe: our_tokenize(x)},
+            "dec trunk pass": {"official": lambda x=xd, c=c: official_step(x, c), "tok": lambda x=xd, c=c: our_step(x, c)},
+        }, batch, batch, "images/s", args.repeats, device)
     return rows
 
 

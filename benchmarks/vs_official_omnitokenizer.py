@@ -173,7 +173,7 @@ def _inputs(batch: int, side: int, frames: int) -> tuple[torch.Tensor, torch.Ten
 
 # ------------------------------------------------------------------------------------------------
 def run_omnitokenizer(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
-    from vs_official import autocast, print_header, print_row, time_interleaved
+    from vs_official import autocast, print_header, time_ops
 
     official, ours, config = omnitokenizer_pair(args.model.split("-", 1)[1], Path(args.official_src).expanduser().resolve(), device)
     frames = getattr(args, "frames", None) or config.clip_frames
@@ -253,13 +253,9 @@ def run_omnitokenizer(args, device: torch.device, dtype: torch.dtype) -> list[di
             x = inputs[:batch].to(device)
             official_ids = official_encode(x, is_image)
             our_tokens = our_encode(x)
-            for op, fns in (
-                ("encode", {"official": lambda x=x, i=is_image: official_encode(x, i), "tok": lambda x=x: our_encode(x)}),
-                ("decode", {"official": lambda c=official_ids, i=is_image: official_decode(c, i), "tok": lambda t=our_tokens: our_decode(t)}),
-            ):
-                result = time_interleaved(fns, args.repeats, device)
-                rows.append({"op": f"{label} {op}", "batch": batch, "unit": unit,
-                             **{f"{k}_rate": batch * per_item / v.seconds for k, v in result.items()},
-                             **{f"{k}_mib": v.peak_mib for k, v in result.items()}})
-                print_row(rows[-1])
+            rows += time_ops({
+                f"{label} encode": {"official": lambda x=x, i=is_image: official_encode(x, i), "tok": lambda x=x: our_encode(x)},
+                f"{label} decode": {"official": lambda c=official_ids, i=is_image: official_decode(c, i),
+                                    "tok": lambda t=our_tokens: our_decode(t)},
+            }, batch, batch * per_item, unit, args.repeats, device)
     return rows

@@ -191,7 +191,7 @@ def _scenes(n: int, side: int) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------------
 def run_tokenflow(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
-    from vs_official import autocast, print_header, print_row, time_interleaved
+    from vs_official import autocast, print_header, time_ops
 
     from tok.core.quantize import flatten_scale_ids
 
@@ -251,13 +251,8 @@ def run_tokenflow(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
     for batch in args.batches:
         x = images_all[:batch].to(device)
         official_ids = official_encode(x)
-        for op, fns in (
-            ("encode", {"official": lambda x=x: official_encode(x), "tok": lambda x=x: our_encode(x)}),
-            ("decode", {"official": lambda c=official_ids: official_decode(c), "tok": lambda c=official_ids: our_decode(c)}),
-        ):
-            result = time_interleaved(fns, args.repeats, device)
-            rows.append({"op": op, "batch": batch, "unit": "images/s",
-                         **{f"{k}_rate": batch / v.seconds for k, v in result.items()},
-                         **{f"{k}_mib": v.peak_mib for k, v in result.items()}})
-            print_row(rows[-1])
+        rows += time_ops({
+            "encode": {"official": lambda x=x: official_encode(x), "tok": lambda x=x: our_encode(x)},
+            "decode": {"official": lambda c=official_ids: official_decode(c), "tok": lambda c=official_ids: our_decode(c)},
+        }, batch, batch, "images/s", args.repeats, device)
     return rows

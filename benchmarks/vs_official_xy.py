@@ -164,7 +164,7 @@ def worst_tie_gap(z_e: torch.Tensor, official_ids: torch.Tensor, our_ids: torch.
 # Benchmark
 # ------------------------------------------------------------------------------------------------
 def run_xy_tokenizer(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
-    from vs_official import autocast, print_header, print_row, time_interleaved
+    from vs_official import autocast, print_header, time_ops
 
     config, params = model_config(args.model, args.official_src)
     sample_rate = config.sample_rate
@@ -256,14 +256,8 @@ def run_xy_tokenizer(args, device: torch.device, dtype: torch.dtype) -> list[dic
             official_codes, our_tokens = codes_list, tokens  # already computed by the parity check
         else:
             official_codes, our_tokens = official_encode(audio), our_encode(audio)
-        audio_seconds = batch * length / sample_rate
-        for op, fns in (
-            ("encode", {"official": lambda a=audio: official_encode(a), "tok": lambda a=audio: our_encode(a)}),
-            ("decode", {"official": lambda c=official_codes: official_decode(c), "tok": lambda t=our_tokens: our_decode(t)}),
-        ):
-            result = time_interleaved(fns, args.repeats, device)
-            rows.append({"op": op, "batch": batch, "unit": "x real time",
-                         **{f"{k}_rate": audio_seconds / v.seconds for k, v in result.items()},
-                         **{f"{k}_mib": v.peak_mib for k, v in result.items()}})
-            print_row(rows[-1])
+        rows += time_ops({
+            "encode": {"official": lambda a=audio: official_encode(a), "tok": lambda a=audio: our_encode(a)},
+            "decode": {"official": lambda c=official_codes: official_decode(c), "tok": lambda t=our_tokens: our_decode(t)},
+        }, batch, batch * length / sample_rate, "x real time", args.repeats, device)
     return rows

@@ -44,7 +44,7 @@ def test_alias_resolves_to_bundled_offline(small):
 
 
 def test_tokens_carry_the_photo(small, photo):
-    """The bundled model is under-trained (14.1 dB on held-out photos at 256 tokens, measured with
+    """The bundled model is under-trained (17.6 dB on held-out photos at 256 tokens, measured with
     scripts/flextok_psnr.py; a 14x14 thumbnail reaches 20.1 dB), so this checks that its tokens
     carry information about the image, not a quality target: the photo's own 256 tokens decode
     closer to it than the tokens of the photo upside down or of its 1-token prefix."""
@@ -74,7 +74,7 @@ def test_readme_main_job(tmp_path, photo):
 
 def test_cpu_bf16_mode_keeps_the_reconstruction(photo):
     """Opt-in bf16 on CPU (trunks and VAE): the bundled model's tokens and reconstruction barely move
-    (on the 31 val photos: 97 % of ids equal, PSNR change < 0.01 dB; see README)."""
+    (measured on the previous weights' 31 val photos: 97 % of ids equal, PSNR change < 0.01 dB)."""
     model = tok.load("flextok-small", device="cpu")
     x = model.preprocess(read_image(photo)[0])
     reference = model.encode(x, num_tokens=64)

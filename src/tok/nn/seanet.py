@@ -176,9 +176,9 @@ class SEANetEncoder(nn.Module):
         """`chunk_samples`: run the layers before the LSTM over time chunks of about that many
         samples, each with enough real context on both sides that the kept outputs equal a
         one-piece pass (up to float rounding: conv kernels may sum in another order for another
-        length; bit-identical for WavTokenizer-75 on 10 s clips). Same result, but long or batched inputs keep their activations small
-        (a 10 s batch of 8 makes 245 MB tensors at the first stage otherwise, whose memory
-        traffic and page faults cost more than the convolutions)."""
+        length; bit-identical for WavTokenizer-75 on 10 s clips). Long or batched inputs then
+        keep their activations small (a 10 s batch of 8 makes 245 MB tensors at the first stage
+        otherwise, whose memory traffic and page faults cost more than the convolutions)."""
         local, rest = self._split_local()
         stride, reach = self.local_reach()
         halo = math.ceil(reach / stride) * stride  # chunk borders on the output grid

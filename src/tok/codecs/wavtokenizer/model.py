@@ -34,8 +34,9 @@ from .config import WavTokenizerConfig
 # Chunks encoded or decoded in one forward pass (bounds memory for long files and big batches).
 MAX_CHUNKS_PER_PASS = 8
 # Inference keeps the encoder's convolutions at about this many samples per pass, summed over
-# the batch (same values as one pass: see SEANetEncoder.forward). Measured on 2 cores with 10 s clips: a batch of 8
-# in one piece ran at 1.16 s per clip, in 24 000-sample chunks at 0.36 s (one clip alone: 0.40 s).
+# the batch (same values as one pass: see SEANetEncoder.forward). Measured on 2 cores with 10 s
+# clips: a batch of 8 in one piece ran at 1.16 s per clip, in 24 000-sample chunks at 0.36 s
+# (one clip alone: 0.40 s).
 SAMPLES_PER_PASS = 192_000
 # Frames per nearest-code search: the (frames x 4096) distance matrix stays in cache.
 FRAMES_PER_SEARCH = 1024

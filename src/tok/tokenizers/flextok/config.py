@@ -134,12 +134,12 @@ PRESETS: dict[str, FlexTokConfig] = {
     "d18-d18": _official(18, 18),
     "d18-d28": _official(18, 28),
     # Small enough to train on two CPU cores and ship in 10 MB (fp16); same token contract
-    # (256 registers, FSQ 64 000) as the official models. 4x4 latent patches keep the decoder
-    # sequence short (64 patches + 256 registers).
+    # (256 registers, FSQ 64 000) as the official models.
     "small": FlexTokConfig(
         vae=VAEConfig(block_out_channels=(32, 64, 64, 64), layers_per_block=1, mid_block_add_attention=False),
-        # 2x2 patches (64 dims) fit the 128-wide trunk; 4x4 ones (256 dims) could not carry the
-        # noise a flow decoder must give back, which capped one-step decodes near 14 dB.
+        # 2x2 patches (64 dims) fit the 128-wide trunk; 4x4 ones (256 dims) kept the sequence
+        # shorter but could not carry the noise a flow decoder must give back, which capped
+        # one-step decodes near 14 dB.
         patch_size=2,
         encoder_depth=4,
         encoder_dim=128,

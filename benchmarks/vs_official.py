@@ -226,18 +226,12 @@ def run_wavtokenizer(args, device: torch.device, dtype: torch.dtype) -> list[dic
         with torch.inference_mode(), autocast(device, dtype):
             return official.decode(official.codes_to_features(codes), bandwidth_id=bandwidth_id)
 
-    # On CPU tok runs its own bf16 path (`cpu_bf16`, switched on after the fp32 parity check:
-    # networks in bf16, nearest-code search and ISTFT in fp32); an outer CPU autocast would be
-    # overridden inside it and would only reach the code search.
-    def our_precision():
-        return autocast(device, args.ours_dtype) if device.type != "cpu" else nullcontext()
-
     def our_encode(audio):
-        with our_precision():
+        with autocast(device, args.ours_dtype):
             return ours.encode(audio)
 
     def our_decode(tokens):
-        with our_precision():
+        with autocast(device, args.ours_dtype):
             return ours.decode(tokens)
 
     # Parity on the largest batch (fp32).
@@ -270,6 +264,8 @@ def run_wavtokenizer(args, device: torch.device, dtype: torch.dtype) -> list[dic
           f"decoded max |diff| {decoded_diff:.2e} (tolerance 1e-4 + 1e-4*|ref|)", flush=True)
     if not ids_equal or decoded_diff > 1e-4 + 1e-4 * reference.abs().max().item():
         raise SystemExit("outputs differ: not timing")
+    # tok's bf16 timings use the switch users turn on (networks in bf16; the nearest-code search
+    # and the ISTFT stay fp32), switched on only after the fp32 parity check.
     ours.cpu_bf16 = args.ours_dtype == torch.bfloat16
     if args.ours_dtype != dtype:
         agree = (our_encode(audio).streams[0][:, 0].cpu() == official_ids).float().mean().item()

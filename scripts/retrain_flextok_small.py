@@ -65,9 +65,6 @@ else:
     args.out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(model, start, dtype=torch.float32)
 model = model.float().requires_grad_(True)  # the zoo hands out frozen models
-# The trunks run under the model's own CPU autocast switch, which would turn Accelerate's bf16
-# autocast off inside them: training in bf16 on CPU needs it on (about 2x the steps per second).
-model.cpu_bf16 = True
 print(run(model, args.data, args.out, stage="tokenizer", steps=args.steps, batch_size=args.batch_size, lr=args.lr,
           mixed_precision="bf16", views=args.views, readout_lr_scale=args.readout_lr_scale,
           max_seconds=60 * args.minutes, lr_decay="cosine"))

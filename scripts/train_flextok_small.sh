@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # How the bundled flextok-small's VAE (stage 0) was trained; its tokenizer stage was then trained
-# afresh with 2x2 patches by scripts/retrain_flextok_small.py (see the README). Originally: how it was trained (2 CPU cores, bf16 autocast): the photo corpus from
+# afresh with 2x2 patches by scripts/retrain_flextok_small.py (see the README). The first full
+# run, as below (2 CPU cores, bf16 autocast): the photo corpus from
 # ../shared/data/build-corpus.sh, train split only (the val split is held out for evaluation).
 # Stage 0: 4750 steps on 64-pixel crops (~20 min), then 400 steps on whole 256-pixel images
 # (GroupNorm statistics of crops differ from whole images). Stage 1 (tokenizer, ~1.7 steps/s):

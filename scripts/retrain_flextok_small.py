@@ -40,6 +40,11 @@ parser.add_argument("--lr", type=float, default=8e-4)
 parser.add_argument("--batch-size", type=int, default=16)
 parser.add_argument("--threads", type=int, default=2)
 parser.add_argument("--views", type=int, default=2, help="augmented crops per photo, encoded once up front")
+parser.add_argument("--init", type=Path, help="continue from this tok checkpoint's whole model instead of a fresh stage 1")
+parser.add_argument("--full-keep-prob", type=float, default=0.0, help="share of samples that keep all 256 registers")
+parser.add_argument("--decoder-steps", type=int, default=0, help="then tune the VAE decoder on the flow decoder's outputs")
+parser.add_argument("--decoder-minutes", type=float, default=20, help="time cap of the VAE decoder tuning")
+parser.add_argument("--decoder-lr", type=float, default=1e-4)
 args = parser.parse_args()
 
 torch.set_num_threads(args.threads)
@@ -57,6 +62,10 @@ def from_checkpoint(path: Path) -> FlexTok:
 start = args.out / "vae.safetensors"  # stage 1 starts from this file's weights (the whole model)
 if start.exists():
     model = from_checkpoint(start)
+elif args.init:
+    model = from_checkpoint(args.init)
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(model, start, dtype=torch.float32)
 else:
     source = from_checkpoint(args.vae)
     model = FlexTok(replace(source.config, patch_size=args.patch_size, time_shift=args.time_shift))
@@ -65,6 +74,10 @@ else:
     args.out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(model, start, dtype=torch.float32)
 model = model.float().requires_grad_(True)  # the zoo hands out frozen models
+common = dict(views=args.views, full_keep_prob=args.full_keep_prob, lr_decay="cosine")
 print(run(model, args.data, args.out, stage="tokenizer", steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-          mixed_precision="bf16", views=args.views, readout_lr_scale=args.readout_lr_scale,
-          max_seconds=60 * args.minutes, lr_decay="cosine"))
+          readout_lr_scale=args.readout_lr_scale, max_seconds=60 * args.minutes, mixed_precision="bf16", **common))
+if args.decoder_steps:
+    # fp32: a bf16 autocast makes the VAE decoder's backward pass ~35x slower on this CPU.
+    print(run(model, args.data, args.out, stage="decoder", decoder_steps=args.decoder_steps, decoder_lr=args.decoder_lr,
+              max_seconds=60 * args.decoder_minutes, mixed_precision="no", **common))

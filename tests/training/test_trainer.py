@@ -98,3 +98,48 @@ def test_flextok_recipe_end_to_end(tmp_path):
     # fp16 storage: the reloaded model gives the same image up to half-precision rounding.
     model = model.eval().half().float()
     assert torch.allclose(loaded.decode(loaded.encode(images), steps=1), model.decode(model.encode(images), steps=1), atol=1e-2)
+
+
+def test_flextok_keep_k_full_share():
+    from tok.tokenizers.flextok import FlexTok, preset
+
+    model = FlexTok(preset("tiny"))
+    n = model.config.num_registers
+    torch.manual_seed(0)
+    assert torch.equal(model.sample_keep_k(64, torch.device("cpu"), full_prob=1.0), torch.full((64,), n))
+    drawn = model.sample_keep_k(4000, torch.device("cpu"), full_prob=0.5)
+    assert drawn.min() >= 1 and drawn.max() <= n
+    # Half kept whole on purpose, plus the uniform draw's own 1/n share of k = n.
+    assert abs((drawn == n).float().mean().item() - (0.5 + 0.5 / n)) < 0.03
+
+
+@pytest.mark.slow
+def test_flextok_decoder_stage_tunes_only_the_vae_decoder(tmp_path):
+    """Stage 2 lowers the pixel error of one-step decodes on its data; tokens stay the same."""
+    from tok.tokenizers.flextok import FlexTok, preset
+    from tok.training.flextok import run, save_checkpoint
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    grid = np.linspace(0, 255, 64)
+    for i in range(4):  # smooth colour ramps: learnable within a few steps
+        image = np.stack([np.add.outer(grid, grid * (i - 1.5)) / 2, np.add.outer(grid * i / 3, grid) / 2, np.full((64, 64), 60 * i)], -1)
+        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(data / f"{i}.png")
+    torch.manual_seed(0)
+    model = FlexTok(preset("tiny", decode_steps=1))
+    (tmp_path / "run").mkdir()
+    save_checkpoint(model, tmp_path / "run" / "model.safetensors", dtype=torch.float32)
+    with pytest.raises(Exception, match="run the tokenizer stage first"):
+        run(FlexTok(preset("tiny")), data, tmp_path / "empty", stage="decoder")
+    images = torch.stack([torch.from_numpy(np.array(Image.open(data / f"{i}.png"))).permute(2, 0, 1) for i in range(4)]).float() / 127.5 - 1
+    model.eval()
+    before_ids = model.encode(images).streams[0]
+    before = ((model.decode(model.encode(images), steps=1) - images) ** 2).mean()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    run(model, data, tmp_path / "run", stage="decoder", decoder_steps=40, decoder_lr=3e-3, decoder_batch_size=4, views=1)
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, state[k])}
+    assert changed and all(k.startswith(("vae.vae.decoder.", "vae.vae.post_quant_conv.")) for k in changed)
+    model.eval()
+    assert torch.equal(model.encode(images).streams[0], before_ids)
+    after = ((model.decode(model.encode(images), steps=1) - images) ** 2).mean()
+    assert after < 0.7 * before

@@ -188,13 +188,14 @@ def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, s
 @click.option("-m", "--model", "model_name", required=True, help="Model to train, e.g. flextok-small.")
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="Folder of training images.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("runs/train"), show_default=True)
-@click.option("--stage", type=click.Choice(["all", "vae", "tokenizer", "pretrain", "posttrain"]), default="all", show_default=True, help="FlexTok: vae/tokenizer; XY-Tokenizer: pretrain/posttrain.")
+@click.option("--stage", type=click.Choice(["all", "vae", "tokenizer", "decoder", "pretrain", "posttrain"]), default="all", show_default=True, help="FlexTok: vae/tokenizer/decoder; XY-Tokenizer: pretrain/posttrain.")
 @click.option("--steps", type=click.IntRange(min=1), default=5000, show_default=True, help="Tokenizer steps.")
 @click.option("--vae-steps", type=click.IntRange(min=1), default=2000, show_default=True)
 @click.option("-b", "--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Tokenizer batch size.")
 @click.option("--vae-batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--vae-crop", type=click.IntRange(min=8), default=64, show_default=True, help="Square crop side for VAE training.")
 @click.option("--vae-full-steps", type=click.IntRange(min=0), default=500, show_default=True, help="VAE steps on whole images after the crop phase.")
+@click.option("--decoder-steps", type=click.IntRange(min=0), default=0, show_default=True, help="FlexTok: steps tuning the VAE decoder on the flow decoder's outputs after the tokenizer stage (0 = skip).")
 @click.option("--lr", type=float, default=8e-4, show_default=True)
 @click.option("--vae-lr", type=float, default=1e-3, show_default=True)
 @click.option("--time-shift", type=float, help="Override the preset's training time shift (FlexTok; 1 = logit-normal).")
@@ -204,7 +205,7 @@ def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, s
 @click.option("--l2-weight", type=float, default=1.0, show_default=True)
 @click.option("--max-minutes", type=float, help="Wall-clock cap (audio codecs, HieraTok): stop and save after the step that crosses it.")
 @click.option("--teacher", type=click.Path(exists=True, path_type=Path), help="XY-Tokenizer: Whisper encoder weights for the frozen semantic tower.")
-def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_batch_size, vae_crop, vae_full_steps, lr, vae_lr, time_shift, precision, lpips_weight, gan_weight, l2_weight, max_minutes, teacher) -> None:
+def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_batch_size, vae_crop, vae_full_steps, decoder_steps, lr, vae_lr, time_shift, precision, lpips_weight, gan_weight, l2_weight, max_minutes, teacher) -> None:
     """Train a tokenizer from scratch on a folder of media; resumes from OUT if it exists.
 
     Multi-GPU / multi-node: `accelerate launch -m tok.cli.main train ...`.
@@ -246,6 +247,7 @@ def train(model_name, data, out_dir, stage, steps, vae_steps, batch_size, vae_ba
     path = run(
         tokenizer, data, out_dir, stage=stage, vae_steps=vae_steps, steps=steps, batch_size=batch_size,
         vae_batch_size=vae_batch_size, vae_crop=vae_crop, vae_full_steps=vae_full_steps, lr=lr, vae_lr=vae_lr, mixed_precision=precision, loss_weights=weights,
+        decoder_steps=decoder_steps,
     )
     click.echo(f"wrote {path}")
 

@@ -16,9 +16,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
+from ..core import TokError
 from ..core.weights import WeightSource, save_tok_checkpoint
 from ..tokenizers.flextok import FlexTok, load_weights
 from .data import ImageFolder
@@ -87,40 +88,51 @@ def train_vae(
 
 
 @torch.no_grad()
-def set_latent_statistics(tokenizer: FlexTok, dataset: Dataset, batch_size: int = 16) -> None:
+def set_latent_statistics(tokenizer: FlexTok, dataset: ImageFolder, batch_size: int = 16) -> None:
     """Set the VAE's shift and scale so the training latents have zero mean and unit variance."""
     tokenizer.set_latent_scaling(1.0, 0.0)
-    latents = encode_dataset(tokenizer, dataset, batch_size)
+    latents = encode_views(tokenizer, dataset_images(dataset), batch_size)
     mean, std = latents.mean().item(), latents.std().item()
     tokenizer.set_latent_scaling(1.0 / std, mean)
     logger.info("latent statistics: mean %.4f std %.4f", mean, std)
 
 
+def dataset_images(dataset: ImageFolder) -> Tensor:
+    """One crop of every image of `dataset`, back as uint8 (N, 3, S, S) (its images are uint8)."""
+    return torch.stack([((dataset[i] + 1) * 127.5).round().to(torch.uint8) for i in range(len(dataset))])
+
+
+def augmented_views(data: str | os.PathLike, size: int, views: int) -> Tensor:
+    """`views` random crops of every image, uint8 (views x images, 3, size, size): view i is taken
+    after resizing the shorter side to a size between `size` and 1.25 `size`, flipped at random."""
+    resizes = torch.linspace(size, int(size * 1.25), views).round().int().tolist()
+    return torch.cat([dataset_images(ImageFolder(data, resize=resize, crop=size)) for resize in resizes])
+
+
 @torch.no_grad()
-def encode_dataset(tokenizer: FlexTok, dataset: ImageFolder, batch_size: int = 16) -> Tensor:
-    """Scaled VAE latents of one augmented crop of every image: (len, C, h, w)."""
+def encode_views(tokenizer: FlexTok, views: Tensor, batch_size: int = 16) -> Tensor:
+    """Scaled VAE latents of uint8 views (N, 3, S, S): (N, C, h, w)."""
     tokenizer.eval()
     latents = []
-    for start in tqdm(range(0, len(dataset), batch_size), desc="encode latents"):
-        images = torch.stack([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
-        latents.append(tokenizer.vae.encode(images.to(tokenizer.device)).cpu())
+    for part in tqdm(views.split(batch_size), desc="encode latents"):
+        latents.append(tokenizer.vae.encode(part.to(tokenizer.device).float() / 127.5 - 1).cpu())
     return torch.cat(latents)
 
 
 def train_tokenizer(tokenizer: FlexTok, data: str | os.PathLike, config: TrainConfig, views: int = 8,
-                    readout_lr_scale: float = 1.0) -> None:
+                    readout_lr_scale: float = 1.0, full_keep_prob: float = 0.0) -> None:
     """Stage 1: the VAE is frozen; views are random crops at a random scale between the
-    model resolution and 1.25x, flipped at random.
+    model resolution and 1.25x, flipped at random (`augmented_views`).
 
     `readout_lr_scale` multiplies the learning rate of the encoder's read-out to FSQ
     (`enc_to_latents`), as muP scales an output layer's: at the full rate the read-out grows
     until FSQ's tanh bound saturates (flextok-small after 4 250 steps at 8e-4: pre-FSQ |z|
     median 2.2, 76 % of digits at a level's extreme), where its gradient vanishes and each
-    digit carries about one bit."""
-    size = tokenizer.config.image_size
-    resizes = torch.linspace(size, int(size * 1.25), views).round().int().tolist()
-    latents = [encode_dataset(tokenizer, ImageFolder(data, resize=resize, crop=size)) for resize in resizes]
-    dataset = TensorDataset(torch.cat(latents))
+    digit carries about one bit.
+
+    `full_keep_prob`: share of samples that keep all registers (nested dropout still draws the
+    rest), for recipes that care most about the full-length decode."""
+    dataset = TensorDataset(encode_views(tokenizer, augmented_views(data, tokenizer.config.image_size, views)))
     tokenizer.vae.requires_grad_(False)
 
     def loss_fn(model: nn.Module, batch: list[Tensor], step: int) -> dict[str, Tensor]:
@@ -131,7 +143,39 @@ def train_tokenizer(tokenizer: FlexTok, data: str | os.PathLike, config: TrainCo
     readout = [p for name, p in trained.items() if ".enc_to_latents." in name]
     rest = [p for name, p in trained.items() if ".enc_to_latents." not in name]
     groups = [{"params": rest}, {"params": readout, "lr": config.lr * readout_lr_scale}]
-    trainer = Trainer(config, _FlowObjective(tokenizer), dataset, loss_fn, parameters=groups)
+    trainer = Trainer(config, _FlowObjective(tokenizer, full_keep_prob), dataset, loss_fn, parameters=groups)
+    trainer.fit()
+    trainer.final_model(use_ema=True)
+
+
+def tune_vae_decoder(tokenizer: FlexTok, data: str | os.PathLike, config: TrainConfig, views: int = 2,
+                     full_keep_prob: float = 0.0) -> None:
+    """Stage 2 (optional): fine-tune the VAE decoder for pixel MSE on what it is given at
+    inference, the flow decoder's latents decoded with the model's default steps from random
+    noise and a random prefix of the tokens. Everything else stays frozen.
+
+    The flow decoder's one-step output is a conditional mean, smoother than any real latent; a
+    decoder trained only on real latents renders it worse than it could (flextok-small: see
+    the README). The VAE encoder is untouched, so the tokens of an image do not change."""
+    images = augmented_views(data, tokenizer.config.image_size, views)
+    dataset = TensorDataset(images, encode_views(tokenizer, images))
+    tokenizer.requires_grad_(False)
+    vae = tokenizer.vae.vae
+    for module in (vae.post_quant_conv, vae.decoder):
+        module.requires_grad_(True)
+    steps = tokenizer.config.decode_steps
+
+    def loss_fn(model: nn.Module, batch: list[Tensor], step: int) -> dict[str, Tensor]:
+        images, latents = batch
+        with torch.no_grad():
+            codes, _ = tokenizer.encode_latents(latents)
+            keep_k = tokenizer.sample_keep_k(len(latents), latents.device, full_keep_prob)
+            predicted = tokenizer.sample_latents(codes, keep_k, torch.randn_like(latents), steps, 1.0, False)
+        mse = F.mse_loss(model(predicted.float()).float(), images.float() / 127.5 - 1)
+        # PSNR over [0, 1] pixels: the [-1, 1] range quadruples the squared error.
+        return {"loss": mse, "psnr": 10 * torch.log10(4 / mse.detach())}
+
+    trainer = Trainer(config, _VAEDecoder(tokenizer.vae), dataset, loss_fn)
     trainer.fit()
     trainer.final_model(use_ema=True)
 
@@ -139,12 +183,25 @@ def train_tokenizer(tokenizer: FlexTok, data: str | os.PathLike, config: TrainCo
 class _FlowObjective(nn.Module):
     """Routes the flow loss through `forward`, which DDP needs to synchronise gradients."""
 
-    def __init__(self, tokenizer: FlexTok):
+    def __init__(self, tokenizer: FlexTok, full_keep_prob: float = 0.0):
         super().__init__()
         self.tokenizer = tokenizer
+        self.full_keep_prob = full_keep_prob
 
     def forward(self, latents: Tensor):
-        return self.tokenizer.flow_loss(latents)
+        keep_k = self.tokenizer.sample_keep_k(len(latents), latents.device, self.full_keep_prob)
+        return self.tokenizer.flow_loss(latents, keep_k)
+
+
+class _VAEDecoder(nn.Module):
+    """The VAE's decode (scaled latents -> images) through `forward`."""
+
+    def __init__(self, vae: nn.Module):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, latents: Tensor) -> Tensor:
+        return self.vae.decode(latents)
 
 
 class _VAEObjective(nn.Module):
@@ -185,6 +242,10 @@ def run(
     readout_lr_scale: float = 1.0,
     max_seconds: float | None = None,
     lr_decay: str = "constant",
+    full_keep_prob: float = 0.0,
+    decoder_steps: int = 0,
+    decoder_lr: float = 1e-4,
+    decoder_batch_size: int = 4,
 ) -> Path:
     """Train FlexTok stage by stage into `out_dir`; every stage resumes where it stopped.
 
@@ -193,6 +254,8 @@ def run(
     statistics of small crops differ from those of whole images (measured on flextok-small:
     23.8 dB on 64-pixel tiles but 19.6 dB on whole 256-pixel images before this phase).
     Writes `out_dir/vae.safetensors` after stage 0 and `out_dir/model.safetensors` after stage 1.
+    With `decoder_steps` (or `stage="decoder"`, which starts from that file), stage 2 then tunes
+    the VAE decoder on the flow decoder's outputs (`tune_vae_decoder`) and rewrites the file.
     """
     out_dir = Path(out_dir)
     vae_file, model_file = out_dir / "vae.safetensors", out_dir / "model.safetensors"
@@ -211,12 +274,26 @@ def run(
         save_checkpoint(tokenizer, vae_file)
     if stage == "vae":
         return vae_file
-    if vae_file.exists():
-        load_weights(tokenizer, WeightSource("explicit", vae_file))
-    config = TrainConfig(
-        str(out_dir / "tokenizer"), steps=steps, batch_size=batch_size, lr=lr, warmup_steps=100,
-        save_every=save_every, ema_decay=0.999, mixed_precision=mixed_precision, max_seconds=max_seconds,
-        lr_decay=lr_decay,
-    )
-    train_tokenizer(tokenizer, data, config, views=views, readout_lr_scale=readout_lr_scale)
-    return save_checkpoint(tokenizer, model_file)
+    if stage in ("all", "tokenizer"):
+        if vae_file.exists():
+            load_weights(tokenizer, WeightSource("explicit", vae_file))
+        config = TrainConfig(
+            str(out_dir / "tokenizer"), steps=steps, batch_size=batch_size, lr=lr, warmup_steps=100,
+            save_every=save_every, ema_decay=0.999, mixed_precision=mixed_precision, max_seconds=max_seconds,
+            lr_decay=lr_decay,
+        )
+        train_tokenizer(tokenizer, data, config, views=views, readout_lr_scale=readout_lr_scale, full_keep_prob=full_keep_prob)
+        save_checkpoint(tokenizer, model_file)
+    if stage == "decoder" or (stage == "all" and decoder_steps):
+        if stage == "decoder":
+            if not model_file.exists():
+                raise TokError(f"{model_file}: stage 'decoder' tunes a trained tokenizer; run the tokenizer stage first")
+            load_weights(tokenizer, WeightSource("explicit", model_file))
+        config = TrainConfig(
+            str(out_dir / "decoder"), steps=decoder_steps or 500, batch_size=decoder_batch_size, lr=decoder_lr,
+            warmup_steps=20, save_every=save_every, ema_decay=0.99, mixed_precision=mixed_precision,
+            max_seconds=max_seconds, lr_decay=lr_decay,
+        )
+        tune_vae_decoder(tokenizer, data, config, views=min(views, 2), full_keep_prob=full_keep_prob)
+        save_checkpoint(tokenizer, model_file)
+    return model_file

@@ -506,12 +506,18 @@ class FlexTok(Tokenizer):
         return integrate(velocity, x, steps, sampler)
 
     # -- training ----------------------------------------------------------------------------
-    def sample_keep_k(self, batch: int, device: torch.device) -> Tensor:
+    def sample_keep_k(self, batch: int, device: torch.device, full_prob: float = 0.0) -> Tensor:
+        """Prefix lengths for nested dropout, (B,); with probability `full_prob` a sample keeps
+        all registers (a recipe's way to weight the full-length decode more)."""
         n = self.config.num_registers
         if self.config.nested_dropout_mode == "uniform":
-            return torch.randint(1, n + 1, (batch,), device=device)
-        powers = torch.tensor([2**i for i in range(int(math.log2(n)) + 1)], device=device)
-        return powers[torch.randint(len(powers), (batch,), device=device)]
+            keep_k = torch.randint(1, n + 1, (batch,), device=device)
+        else:
+            powers = torch.tensor([2**i for i in range(int(math.log2(n)) + 1)], device=device)
+            keep_k = powers[torch.randint(len(powers), (batch,), device=device)]
+        if full_prob > 0:
+            keep_k = torch.where(torch.rand(batch, device=device) < full_prob, n, keep_k)
+        return keep_k
 
     def flow_loss(self, latents: Tensor, keep_k: Tensor | None = None) -> TokenizerOutput:
         """Rectified-flow loss on scaled latents with nested dropout and CFG dropout.

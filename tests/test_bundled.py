@@ -44,7 +44,7 @@ def test_alias_resolves_to_bundled_offline(small):
 
 
 def test_tokens_carry_the_photo(small, photo):
-    """The bundled model is under-trained (17.6 dB on held-out photos at 256 tokens, measured with
+    """The bundled model is under-trained (18.4 dB on held-out photos at 256 tokens, measured with
     scripts/flextok_psnr.py; a 14x14 thumbnail reaches 20.1 dB), so this checks that its tokens
     carry information about the image, not a quality target: the photo's own 256 tokens decode
     closer to it than the tokens of the photo upside down or of its 1-token prefix."""

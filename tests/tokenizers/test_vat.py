@@ -237,7 +237,7 @@ def test_next_scale_generator_learns_and_samples_decodable_tokens(trained_tiny):
     gpt = GPT(gpt_preset("tiny", num_classes=1), pattern)
     optimizer = torch.optim.Adam(gpt.parameters(), lr=1e-2)
     labels = torch.zeros(4, dtype=torch.long)
-    for _ in range(200):
+    for _ in range(400):  # 200 steps left one token unlearned on an AVX2-only CPU (fp32 rounding differs)
         loss = gpt.loss(seq.expand(4, -1, -1), labels)
         optimizer.zero_grad()
         loss.backward()

@@ -84,6 +84,6 @@ common = dict(views=args.views, full_keep_prob=args.full_keep_prob, lr_decay="co
 print(run(model, args.data, args.out, stage="tokenizer", steps=args.steps, batch_size=args.batch_size, lr=args.lr,
           readout_lr_scale=args.readout_lr_scale, max_seconds=60 * args.minutes, mixed_precision=args.precision, **common))
 if args.decoder_steps:
-    # fp32: a bf16 autocast makes the VAE decoder's backward pass ~35x slower on this CPU.
+    # fp32: on a CPU without native bf16 (AVX2 only) a bf16 autocast made the VAE decoder's backward pass ~35x slower.
     print(run(model, args.data, args.out, stage="decoder", decoder_steps=args.decoder_steps, decoder_lr=args.decoder_lr,
               max_seconds=60 * args.decoder_minutes, mixed_precision="no", **common))

@@ -136,7 +136,7 @@ def test_flextok_decoder_stage_tunes_only_the_vae_decoder(tmp_path):
     before_ids = model.encode(images).streams[0]
     before = ((model.decode(model.encode(images), steps=1) - images) ** 2).mean()
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    run(model, data, tmp_path / "run", stage="decoder", decoder_steps=40, decoder_lr=3e-3, decoder_batch_size=4, views=1)
+    run(model, data, tmp_path / "run", stage="decoder", decoder_steps=40, decoder_lr=3e-3, decoder_batch_size=4, decoder_views=1)
     changed = {k for k, v in model.state_dict().items() if not torch.equal(v, state[k])}
     assert changed and all(k.startswith(("vae.vae.decoder.", "vae.vae.post_quant_conv.")) for k in changed)
     model.eval()

@@ -157,20 +157,23 @@ def tune_vae_decoder(tokenizer: FlexTok, data: str | os.PathLike, config: TrainC
     The flow decoder's one-step output is a conditional mean, smoother than any real latent; a
     decoder trained only on real latents renders it worse than it could (flextok-small: see
     the README). The VAE encoder is untouched, so the tokens of an image do not change."""
-    images = augmented_views(data, tokenizer.config.image_size, views)
-    dataset = TensorDataset(images, encode_views(tokenizer, images))
+    cfg = tokenizer.config
+    images = augmented_views(data, cfg.image_size, views)
+    with torch.no_grad():  # the encoder is frozen: each view's FSQ codes are computed once
+        codes = torch.cat([tokenizer.encode_latents(part)[0] for part in encode_views(tokenizer, images).split(16)])
+    dataset = TensorDataset(images, codes)
     tokenizer.requires_grad_(False)
     vae = tokenizer.vae.vae
     for module in (vae.post_quant_conv, vae.decoder):
         module.requires_grad_(True)
-    steps = tokenizer.config.decode_steps
 
     def loss_fn(model: nn.Module, batch: list[Tensor], step: int) -> dict[str, Tensor]:
-        images, latents = batch
+        images, codes = batch
+        batch_size, device = len(codes), codes.device
         with torch.no_grad():
-            codes, _ = tokenizer.encode_latents(latents)
-            keep_k = tokenizer.sample_keep_k(len(latents), latents.device, full_keep_prob)
-            predicted = tokenizer.sample_latents(codes, keep_k, torch.randn_like(latents), steps, 1.0, False)
+            keep_k = tokenizer.sample_keep_k(batch_size, device, full_keep_prob)
+            noise = torch.randn(batch_size, cfg.vae.latent_channels, cfg.latent_size, cfg.latent_size, device=device)
+            predicted = tokenizer.sample_latents(codes, keep_k, noise, cfg.decode_steps, 1.0, False)
         mse = F.mse_loss(model(predicted.float()).float(), images.float() / 127.5 - 1)
         # PSNR over [0, 1] pixels: the [-1, 1] range quadruples the squared error.
         return {"loss": mse, "psnr": 10 * torch.log10(4 / mse.detach())}
@@ -246,6 +249,7 @@ def run(
     decoder_steps: int = 0,
     decoder_lr: float = 1e-4,
     decoder_batch_size: int = 4,
+    decoder_views: int = 2,
 ) -> Path:
     """Train FlexTok stage by stage into `out_dir`; every stage resumes where it stopped.
 
@@ -294,6 +298,6 @@ def run(
             warmup_steps=20, save_every=save_every, ema_decay=0.99, mixed_precision=mixed_precision,
             max_seconds=max_seconds, lr_decay=lr_decay,
         )
-        tune_vae_decoder(tokenizer, data, config, views=min(views, 2), full_keep_prob=full_keep_prob)
+        tune_vae_decoder(tokenizer, data, config, views=decoder_views, full_keep_prob=full_keep_prob)
         save_checkpoint(tokenizer, model_file)
     return model_file

@@ -13,23 +13,14 @@ PSNR is over [0, 1] pixel values, averaged over images.
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 import tok
 from tok.core.media import list_images, read_image
 from tok.metrics.image import psnr_per_image as psnr
-
-
-def thumbnail_baseline(images: torch.Tensor, bits: float) -> tuple[int, torch.Tensor]:
-    side = math.ceil(math.sqrt(bits / 24))
-    small = F.interpolate(images, size=(side, side), mode="bicubic", antialias=True, align_corners=False)
-    small = (small.clamp(0, 1) * 255).round() / 255  # 8 bits per channel
-    up = F.interpolate(small, size=images.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
-    return side, psnr(up, images)
+from tok.metrics.image import thumbnail_baseline
 
 
 def main() -> None:

@@ -1,13 +1,18 @@
-"""Train flextok-small's tokenizer stage afresh on the bundled VAE (run by hand).
+"""Train flextok-small's tokenizer stage on the bundled VAE, afresh or from a checkpoint (run by hand).
 
     # the bundled weights, on 2 CPU cores: a fresh stage 1 (60 minutes, 5 333 steps; 17.6 dB at 256 tokens)
     .venv/bin/python scripts/retrain_flextok_small.py --data ~/.cache/tok-data/photos/train \
-        --out runs/p2long --minutes 60 --views 3 --batch-size 8 --lr 1.5e-3 --readout-lr-scale 0.3
+        --out runs/p2long --registers 256 --minutes 60 --views 3 --batch-size 8 --lr 1.5e-3 --readout-lr-scale 0.3
     # continued (75 minutes; 18.3 dB), then the VAE decoder tuned on one-step decodes (20 minutes; 18.4 dB)
     .venv/bin/python scripts/retrain_flextok_small.py --data ~/.cache/tok-data/photos/train \
         --out runs/p3 --init runs/p2long/model.safetensors --minutes 75 --views 4 --batch-size 8 --lr 1e-3 \
         --readout-lr-scale 0.3 --full-keep-prob 0.3 --decoder-steps 2000 --decoder-minutes 20 --precision no
-    cp runs/p3/model.safetensors src/tok/zoo_weights/flextok-small.safetensors
+    # cut to its first 64 registers and continued (105 minutes), decoder tuned again (15 minutes):
+    # 18.05 dB at 64 tokens, the bundled file
+    .venv/bin/python scripts/retrain_flextok_small.py --data ~/.cache/tok-data/photos/train \
+        --out runs/r64 --init runs/p3/model.safetensors --registers 64 --minutes 105 --views 4 --batch-size 8 \
+        --lr 8e-4 --readout-lr-scale 0.3 --full-keep-prob 0.4 --decoder-steps 2000 --decoder-minutes 15 --precision no
+    cp runs/r64/model.safetensors src/tok/zoo_weights/flextok-small.safetensors
 
 The first bundled flextok-small used 4x4 latent patches: 256-dim patch vectors in a 128-wide
 trunk. At high noise the flow decoder must return the noise it was given (the target velocity
@@ -28,7 +33,7 @@ from safetensors import safe_open
 
 from tok.core.weights import BUNDLED_DIR, WeightSource
 from tok.tokenizers.flextok import FlexTok, FlexTokConfig, load_weights
-from tok.training.flextok import run, save_checkpoint
+from tok.training.flextok import keep_registers, run, save_checkpoint
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--data", required=True, type=Path)
@@ -47,7 +52,9 @@ parser.add_argument("--views", type=int, default=2, help="augmented crops per ph
 parser.add_argument("--precision", choices=["bf16", "no"], default="bf16",
                     help="bf16 autocast pays off only on CPUs with native bf16 (AVX-512 BF16 / AMX); elsewhere it is emulated and ~20x slower")
 parser.add_argument("--init", type=Path, help="continue from this tok checkpoint's whole model instead of a fresh stage 1")
-parser.add_argument("--full-keep-prob", type=float, default=0.0, help="share of samples that keep all 256 registers")
+parser.add_argument("--registers", type=int,
+                    help="registers of a fresh stage 1 (default: the --vae file's); with --init, keep only the first N")
+parser.add_argument("--full-keep-prob", type=float, default=0.0, help="share of samples that keep all registers")
 parser.add_argument("--decoder-steps", type=int, default=0, help="then tune the VAE decoder on the flow decoder's outputs")
 parser.add_argument("--decoder-minutes", type=float, default=20, help="time cap of the VAE decoder tuning")
 parser.add_argument("--decoder-lr", type=float, default=1e-4)
@@ -70,11 +77,14 @@ if start.exists():
     model = from_checkpoint(start)
 elif args.init:
     model = from_checkpoint(args.init)
+    if args.registers:
+        model = keep_registers(model, args.registers)
     args.out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(model, start, dtype=torch.float32)
 else:
     source = from_checkpoint(args.vae)
-    model = FlexTok(replace(source.config, patch_size=args.patch_size, time_shift=args.time_shift))
+    registers = args.registers or source.config.num_registers
+    model = FlexTok(replace(source.config, patch_size=args.patch_size, time_shift=args.time_shift, num_registers=registers))
     model.load_state_dict({k: v for k, v in source.state_dict().items() if k.startswith("vae.")}, strict=False)
     model.set_latent_scaling(source.config.vae.scaling_factor, source.config.vae.shift_factor)
     args.out.mkdir(parents=True, exist_ok=True)

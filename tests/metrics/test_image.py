@@ -24,6 +24,18 @@ def test_psnr_matches_skimage_and_known_value():
     assert image.psnr(a, a) == float("inf")
 
 
+def test_thumbnail_baseline_sizes_by_bits_and_keeps_smooth_images():
+    """The side is the smallest s with 24 s^2 >= bits; a flat colour survives up to 8-bit rounding;
+    a finer thumbnail of a detailed image is closer."""
+    flat = torch.full((1, 3, 32, 32), 0.3)
+    assert image.thumbnail_baseline(flat, 24)[0] == 1 and image.thumbnail_baseline(flat, 25)[0] == 2
+    assert image.thumbnail_baseline(flat, 1022)[0] == 7 and image.thumbnail_baseline(flat, 4087)[0] == 14
+    side, score = image.thumbnail_baseline(flat, 24)
+    assert score.shape == (1,) and score.item() == pytest.approx(10 * np.log10(1 / (0.3 - round(0.3 * 255) / 255) ** 2), abs=1e-3)
+    detailed = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert (image.thumbnail_baseline(detailed, 24 * 16**2)[1] > image.thumbnail_baseline(detailed, 24 * 4**2)[1]).all()
+
+
 @pytest.mark.parametrize("opts", [{}, {"data_range": 2.0}, {"gaussian": True}])
 def test_ssim_matches_skimage(opts):
     a, b = _pair(1)

@@ -113,6 +113,26 @@ def test_flextok_keep_k_full_share():
     assert abs((drawn == n).float().mean().item() - (0.5 + 0.5 / n)) < 0.03
 
 
+def test_flextok_keep_registers_starts_a_shorter_model():
+    """The first registers' ids survive (causal register mask); the decoder takes the short prefix."""
+    from tok.core import TokError
+    from tok.tokenizers.flextok import FlexTok, preset
+    from tok.training.flextok import keep_registers
+
+    torch.manual_seed(0)
+    model = FlexTok(preset("tiny")).eval()
+    shorter = keep_registers(model, 6).eval()
+    assert shorter.config.num_registers == 6 and shorter.layout.vocab_sizes == model.layout.vocab_sizes
+    assert shorter.config.vae == model.config.vae
+    images = torch.rand(2, 3, 64, 64) * 2 - 1
+    ids = shorter.encode(images).streams[0]
+    assert ids.shape == (2, 6) and torch.equal(ids, model.encode(images, num_tokens=6).streams[0])
+    assert shorter.decode(ids, steps=1).shape == (2, 3, 64, 64)
+    for bad in (0, 17):
+        with pytest.raises(TokError, match=f"can keep 1..16 registers, not {bad}"):
+            keep_registers(model, bad)
+
+
 @pytest.mark.slow
 def test_flextok_decoder_stage_tunes_only_the_vae_decoder(tmp_path):
     """Stage 2 lowers the pixel error of one-step decodes on its data; tokens stay the same."""

@@ -16,7 +16,7 @@ from ..core import TokError
               "audio: pesq,stoi,estoi,mel,sisdr,utmos,codebook (default stoi,mel,sisdr,codebook); video: psnr,ssim,fvd,codebook (default psnr,ssim,codebook); shape: chamfer,fscore,iou,codebook (default all).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Run folder (resumes when it exists).")
 @click.option("--weights", type=click.Path(path_type=Path), help="Model weights instead of the zoo's.")
-@click.option("-n", "--tokens", "num_tokens", type=int, help="Tokens per image (FlexTok: 1..256; default all).")
+@click.option("-n", "--tokens", "num_tokens", type=int, help="Tokens per image (FlexTok: 1..256, flextok-small 1..64; default all).")
 @click.option("-b", "--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N images (sorted by name).")
 @click.option("--steps", type=int, help="Decoder steps (FlexTok).")

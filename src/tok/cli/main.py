@@ -114,7 +114,7 @@ def _outputs(inputs: list[Path], output: Path | None, out_dir: Path | None, suff
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-m", "--model", "model_name", required=True, help="Model name or alias (see `tok models`).")
 @click.option("--weights", type=click.Path(path_type=Path), help="Weights file or folder instead of the zoo's.")
-@click.option("-n", "--tokens", "num_tokens", type=int, help="Tokens per item (FlexTok: 1..256; default all).")
+@click.option("-n", "--tokens", "num_tokens", type=int, help="Tokens per item (FlexTok: 1..256, flextok-small 1..64; default all).")
 @click.option("--scales", type=int, help="Keep only the first K scales (multi-scale models such as HieraTok; default all).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output .tok file (one input only).")
 @click.option("--out-dir", type=click.Path(path_type=Path), help="Folder for the .tok files.")

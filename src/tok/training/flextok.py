@@ -183,6 +183,24 @@ def tune_vae_decoder(tokenizer: FlexTok, data: str | os.PathLike, config: TrainC
     trainer.final_model(use_ema=True)
 
 
+def keep_registers(tokenizer: FlexTok, num_registers: int) -> FlexTok:
+    """A copy of `tokenizer` with only its first `num_registers` registers, as a start for a
+    shorter model. The causal register mask lets register i see registers 0..i only, so the
+    encoder's first ids do not change; the decoder no longer sees the dropped slots' mask
+    tokens, so its output moves a little until it is tuned again."""
+    n = tokenizer.config.num_registers
+    if not 1 <= num_registers <= n:
+        raise TokError(f"can keep 1..{n} registers, not {num_registers}")
+    shorter = FlexTok(replace(tokenizer.config, num_registers=num_registers)).to(tokenizer.device)
+    sliced = {
+        "encoder.module_dict.enc_register_module.registers": lambda w: w[:num_registers],
+        "decoder.module_dict.dec_registers_posemb_module.posembs": lambda w: w[..., :num_registers],
+    }
+    state = {k: sliced[k](v) if k in sliced else v for k, v in tokenizer.state_dict().items()}
+    shorter.load_state_dict(state)
+    return shorter
+
+
 class _FlowObjective(nn.Module):
     """Routes the flow loss through `forward`, which DDP needs to synchronise gradients."""
 

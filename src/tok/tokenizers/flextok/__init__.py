@@ -48,7 +48,7 @@ register(
         builder=_builder,
         load_weights=load_weights,
         bundled="flextok-small.safetensors",
-        tokens=TOKENS,
+        tokens="1-64 tokens x 64000 codes, 1D coarse-to-fine sequence",
         paper=PAPER,
         license="Apache-2.0 (trained by tok on package photos)",
         description="small FlexTok with its own f8 c16 VAE, bundled, trained on CPU by this project",

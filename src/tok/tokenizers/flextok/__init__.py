@@ -8,7 +8,10 @@ from .weights import load_weights
 __all__ = ["PRESETS", "FlexTok", "FlexTokConfig", "VAEConfig", "build", "load_weights", "preset"]
 
 PAPER = "FlexTok: Resampling Images into 1D Token Sequences of Flexible Length (arXiv 2502.13967)"
-TOKENS = "1-256 tokens x 64000 codes, 1D coarse-to-fine sequence"
+
+
+def _tokens(config: FlexTokConfig) -> str:
+    return f"1-{config.num_registers} tokens x {config.vocab_size} codes, 1D coarse-to-fine sequence"
 
 
 def _builder(card: ModelCard) -> FlexTok:
@@ -27,7 +30,7 @@ def _official(name: str, preset_name: str, repo: str, data: str) -> ModelCard:
             hf_repo=repo,
             hf_files=("model.safetensors",),
             extra_repos={"vae": "EPFL-VILAB/flextok_vae_c16"},
-            tokens=TOKENS,
+            tokens=_tokens(PRESETS[preset_name]),
             paper=PAPER,
             license="Apple ML Research Model license (weights)",
             description=f"official {preset_name} release trained on {data}",
@@ -48,7 +51,7 @@ register(
         builder=_builder,
         load_weights=load_weights,
         bundled="flextok-small.safetensors",
-        tokens="1-64 tokens x 64000 codes, 1D coarse-to-fine sequence",
+        tokens=_tokens(PRESETS["small"]),
         paper=PAPER,
         license="Apache-2.0 (trained by tok on package photos)",
         description="small FlexTok with its own f8 c16 VAE, bundled, trained on CPU by this project",

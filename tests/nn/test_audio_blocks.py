@@ -239,3 +239,20 @@ def test_vocos_runs_end_to_end_with_exact_length():
     assert torch.allclose(vocos.backbone.convnext[1].gamma, torch.full((32,), 0.5))
     with pytest.raises(ValueError, match="cond_id"):
         vocos(torch.randn(1, 6, 9))
+
+
+@pytest.mark.parametrize("cond_id", [torch.tensor([1]), torch.tensor([0, 3, 2, 1, 3])])
+def test_vocos_cpu_inference_in_item_groups_equals_one_pass(cond_id):
+    backbone = VocosBackbone(6, 16, 32, 2, adanorm_num_embeddings=4).eval()
+    for p in backbone.parameters():  # adaptive norms start at the identity: make the ids matter
+        nn.init.normal_(p, std=0.3)
+    x = torch.randn(5, 6, 20)
+    whole = backbone(x, cond_id)  # grad enabled: one pass
+    backbone.cpu_pass_bytes = 2 * 20 * 32 * 4  # two items per pass
+    with torch.inference_mode():
+        assert backbone.items_per_pass(x) == 2
+        grouped = backbone(x, cond_id)
+        backbone.cpu_pass_bytes = 1  # a single item larger than the budget still runs
+        single = backbone(x, cond_id)
+    torch.testing.assert_close(grouped, whole.detach(), rtol=0, atol=1e-6)
+    torch.testing.assert_close(single, whole.detach(), rtol=0, atol=1e-6)

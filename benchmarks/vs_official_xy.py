@@ -35,9 +35,9 @@ still has a residual well above fp32 round-off, as with trained weights), and ma
 so neither side runs k-means.
 
 Precision: `--dtype` autocasts both sides. The official RVQ only switches autocast off on CUDA,
-so on CPU in bf16 its code search runs in bf16; tok's quantizer always searches in fp32 (autocast
-off, inputs cast to float32) and its iSTFT head runs in fp32. `--ours-dtype bfloat16` wraps tok's
-calls in a CPU/CUDA autocast (the XY model has no `cpu_bf16` switch) and reports the share of
+so on CPU in bf16 its code search runs in bf16; tok's log-mel, quantizer (autocast off, inputs
+cast to float32) and iSTFT head always run in fp32. `--ours-dtype bfloat16` wraps tok's calls in
+a CPU/CUDA autocast (on CPU the same as the model's `cpu_bf16` switch) and reports the share of
 ids equal to the official fp32 ones.
 """
 
@@ -195,8 +195,8 @@ def run_xy_tokenizer(args, device: torch.device, dtype: torch.dtype) -> list[dic
         with torch.inference_mode(), autocast(device, dtype):
             return official.decode(codes_list, device=device)["syn_wav_list"]  # B x (T * 1280,)
 
-    # tok's precision: an autocast around its calls (the quantizer and the iSTFT head switch it
-    # off inside and run in fp32).
+    # tok's precision: an autocast around its calls (the log-mel, the quantizer and the iSTFT head
+    # switch it off inside and run in fp32).
     def our_encode(audio, dtype=args.ours_dtype):
         with autocast(device, dtype):
             return ours.encode(audio, pad_tail=False)

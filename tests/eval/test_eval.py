@@ -52,6 +52,18 @@ def test_evaluate_writes_metrics_report_and_resumes(photos, tmp_path, tiny_flext
     # Other settings in the same folder are refused.
     with pytest.raises(TokError, match="other num_tokens"):
         tok.evaluate(model, photos, ["psnr"], out=run, num_tokens=4)
+    with pytest.raises(TokError, match="other cpu_bf16"):
+        tok.evaluate(model, photos, ["psnr"], out=run, cpu_bf16=True)
+    model.cpu_bf16 = False
+    assert summary["options"]["cpu_bf16"] is False
+
+
+def test_cpu_bf16_runs_are_recorded_and_refused_for_families_without_it(photos, tmp_path, tiny_flextok_weights):
+    summary = tok.evaluate(_model(tiny_flextok_weights), photos, ["psnr"], out=tmp_path / "bf16", cpu_bf16=True)
+    assert summary["options"]["cpu_bf16"] is True
+    assert json.loads((tmp_path / "bf16" / "run.json").read_text())["cpu_bf16"] is True
+    result = CliRunner().invoke(main, ["eval", "--model", "hieratok-small", "--data", str(photos), "--out", str(tmp_path / "h"), "--cpu-bf16"])
+    assert result.exit_code == 1 and "has no bf16 CPU inference path" in result.output, result.output
 
 
 def test_interrupted_run_resumes_without_redoing_items(photos, tmp_path, tiny_flextok_weights, monkeypatch):

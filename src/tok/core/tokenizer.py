@@ -53,15 +53,27 @@ class Tokenizer(nn.Module):
         self.name = type(self).__name__.lower()
         self.weights_digest = ""
 
-    # Opt-in bf16 autocast for CPU inference in families that wrap their networks in
-    # `cpu_bf16_autocast` (FlexTok, WavTokenizer): faster on CPUs with native bf16 (AVX-512 BF16,
-    # AMX), slower elsewhere, and it can change some ids (README lists the measured quality
-    # change). Off by default, so CPU output matches the official fp32 code. Off means "add no
-    # autocast": an autocast the caller opened (Accelerate's bf16 training) still applies.
-    cpu_bf16: bool = False
+    # Opt-in bf16 autocast for CPU inference in the families that wrap their networks in
+    # `cpu_bf16_autocast` (those that set `has_cpu_bf16`): faster on CPUs with native bf16
+    # (AVX-512 BF16, AMX), slower elsewhere, and it can change some ids (README lists the measured
+    # quality change). Code searches, rounding and inverse STFTs stay fp32. Off by default, so CPU
+    # output matches the official fp32 code. Off means "add no autocast": an autocast the caller
+    # opened (Accelerate's bf16 training) still applies.
+    has_cpu_bf16: ClassVar[bool] = False
+    _cpu_bf16: bool = False
+
+    @property
+    def cpu_bf16(self) -> bool:
+        return self._cpu_bf16
+
+    @cpu_bf16.setter
+    def cpu_bf16(self, on: bool) -> None:
+        if on and not self.has_cpu_bf16:
+            raise TokError(f"{self.name} has no bf16 CPU inference path")
+        self._cpu_bf16 = bool(on)
 
     def cpu_bf16_autocast(self, x: Tensor):
-        if x.device.type == "cpu" and self.cpu_bf16:
+        if x.device.type == "cpu" and self._cpu_bf16:
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return nullcontext()
 

@@ -147,6 +147,7 @@ class Run:
             "dataset_digest": self.digest,
             "num_tokens": self.num_tokens,
             "decode": self.decode_opts,
+            "cpu_bf16": self.tokenizer.cpu_bf16,
             "pfid": self.pfid if "pfid" in self.metrics else None,
         }
 
@@ -158,6 +159,7 @@ class Run:
                 previous = json.loads(run_file.read_text())
             except json.JSONDecodeError as e:
                 raise TokError(f"{run_file}: corrupt run description ({e})") from None
+            previous.setdefault("cpu_bf16", False)  # runs written before the switch existed
             changed = [k for k in identity if k != "pfid" and previous.get(k) != identity[k]]
             if previous.get("pfid") not in (None, identity["pfid"]) and identity["pfid"] is not None:
                 changed.append("pfid")
@@ -369,6 +371,7 @@ def evaluate(
     pfid_alpha: float = 0.5,
     pfid_delta: int = 10,
     pfid_seed: int = 0,
+    cpu_bf16: bool = False,
     report: bool = True,
     progress: bool = False,
     on_phase: Callable[[str], None] | None = None,
@@ -377,10 +380,13 @@ def evaluate(
 
     `metric_weights` may name files for the metric networks: {"inception": path, "lpips": path,
     "lpips_net": "alex"|"vgg"|"squeeze", "device": ...}. Without `out` the run lives in a
-    temporary folder that is removed afterwards."""
+    temporary folder that is removed afterwards. `cpu_bf16` turns on the model's opt-in bf16 CPU
+    inference (an error for families without one); it is part of the run's identity."""
     from ..api import load
 
     tokenizer = load(model, weights, device) if isinstance(model, str) else model
+    if cpu_bf16:
+        tokenizer.cpu_bf16 = True
     names = parse_metrics(metrics, tokenizer.modality)
     files = dataset_items(data, tokenizer.modality)
     if limit is not None:
@@ -408,7 +414,7 @@ def evaluate(
         "weights_digest": tokenizer.weights_digest,
         "modality": tokenizer.modality,
         "dataset": {"path": str(data), "digest": run.digest, "count": len(files)},
-        "options": {"num_tokens": run.num_tokens, "decode": run.decode_opts, "batch_size": batch_size},
+        "options": {"num_tokens": run.num_tokens, "decode": run.decode_opts, "batch_size": batch_size, "cpu_bf16": tokenizer.cpu_bf16},
         "metrics": results,
         "items_reconstructed_this_session": done_now,
         "seconds": round(time.time() - started, 2),

@@ -74,6 +74,25 @@ def test_long_video_is_encoded_clip_by_clip_and_equals_separate_clips(tiny_model
     assert tiny_model.decode(tiny_model.make_tokens([ids])).shape == (1, 3, 9 + 9 + 5, 64, 64)
 
 
+@pytest.mark.parametrize("frames", [1, 9])
+def test_cpu_inference_in_passes_of_a_few_items_equals_one_pass(frames):
+    model = random_model(preset("tiny"))
+    x = torch.rand(3, 3, frames, 64, 64) - 0.5
+    model.cpu_pass_pixels = 10**9
+    whole_ids = model.encode(x).streams[0]
+    whole = model.decode(model.make_tokens([whole_ids]))
+    calls = []
+    hooks = [m.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0])) for m in (model.encoder, model.decoder)]
+    model.cpu_pass_pixels = 2 * frames * 64 * 64  # two items per pass
+    ids = model.encode(x).streams[0]
+    recon = model.decode(model.make_tokens([whole_ids]))
+    for h in hooks:
+        h.remove()
+    assert calls == [2, 1, 2, 1]
+    assert torch.equal(ids, whole_ids)
+    torch.testing.assert_close(recon, whole, rtol=0, atol=1e-5)
+
+
 def test_bad_shapes_are_refused(tiny_model):
     with pytest.raises(ValueError, match="multiple of 64"):
         tiny_model.latents(torch.zeros(1, 3, 1, 72, 72))

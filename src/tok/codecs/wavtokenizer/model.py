@@ -70,6 +70,7 @@ class WavTokenizer(Tokenizer):
     """
 
     modality = "audio"
+    has_cpu_bf16 = True
 
     def __init__(self, config: WavTokenizerConfig):
         super().__init__(config)

@@ -77,7 +77,11 @@ class WhisperLogMel(nn.Module):
         half = self.n_fft // 2
         if int(lengths.min()) <= half:
             raise ValueError(f"every item needs more than {half} samples, got {int(lengths.min())}")
-        wav = wav.float()
+        with torch.autocast(wav.device.type, enabled=False):  # log-mel in fp32 under any autocast
+            return self._log_mel(wav.float(), lengths)
+
+    def _log_mel(self, wav: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        half = self.n_fft // 2
         # Zero everything past each item's end: padding of a batch must look like silence.
         positions = torch.arange(wav.shape[1], device=wav.device)
         wav = wav * (positions[None] < lengths[:, None])

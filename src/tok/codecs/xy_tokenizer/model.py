@@ -41,6 +41,7 @@ from .quantizer import XYResidualVQ
 
 class XYTokenizer(Tokenizer):
     modality = "audio"
+    has_cpu_bf16 = True
 
     def __init__(self, config: XYTokenizerConfig):
         super().__init__(config)
@@ -220,7 +221,8 @@ class XYTokenizer(Tokenizer):
             for j, (i, start, _, _) in enumerate(group):
                 real = min(int(seg_len[j]), int(lengths[i]) - start * f)
                 chunk[j, :real] = wav[i, start * f : start * f + real]
-            seg_ids = self._encode_batch(chunk, seg_len.to(self.device), seg_frames.to(self.device)).cpu()
+            with self.cpu_bf16_autocast(chunk):
+                seg_ids = self._encode_batch(chunk, seg_len.to(self.device), seg_frames.to(self.device)).cpu()
             for j, (i, start, _, keep) in enumerate(group):
                 ids[i, :, written[i] : written[i] + keep] = seg_ids[j, :, :keep]
                 written[i] += keep
@@ -269,7 +271,8 @@ class XYTokenizer(Tokenizer):
                 group = group_all[first : first + batch_size]
                 chunk = torch.stack([ids[i, :, start:stop] for i, start, stop, _ in group]).to(self.device)
                 seg_frames = torch.full((len(group),), length, device=self.device)
-                audio = self.decode_latents(self.quantizer.decode_ids(chunk), seg_frames).float().cpu()
+                with self.cpu_bf16_autocast(chunk):
+                    audio = self.decode_latents(self.quantizer.decode_ids(chunk), seg_frames).float().cpu()
                 for j, (i, start, _, keep) in enumerate(group):
                     out[i, start * f : (start + keep) * f] = audio[j, : keep * f]
         for i, n in enumerate(samples):

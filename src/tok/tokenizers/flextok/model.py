@@ -333,6 +333,7 @@ class FlexTok(Tokenizer):
     """
 
     modality = "image"
+    has_cpu_bf16 = True
 
     def __init__(self, config: FlexTokConfig):
         super().__init__(config)

@@ -88,6 +88,7 @@ class TokenFlow(Tokenizer):
     """
 
     modality = "image"
+    has_cpu_bf16 = True
 
     def __init__(self, config: TokenFlowConfig):
         super().__init__(config)
@@ -234,6 +235,14 @@ class TokenFlow(Tokenizer):
             inputs.append(f_hat)
         return inputs
 
+    def _continuous_for_inference(self, x: Tensor) -> Tensor:
+        """`encode_continuous` for the inference paths: checks the images; the towers run under the
+        `cpu_bf16` switch, the multi-scale quantization that follows in fp32."""
+        self.check_images(x)
+        x = x.to(self.device, torch.float32)
+        with self.cpu_bf16_autocast(x):
+            return self.encode_continuous(x).float()
+
     # -- contract ------------------------------------------------------------------------------
     @torch.inference_mode()
     def encode(
@@ -246,25 +255,24 @@ class TokenFlow(Tokenizer):
                 raise TokError("give either a number of scales or a number of tokens, not both")
             num_scales = self.allowed_token_counts().index(self.check_num_tokens(num_tokens)) + 1
         k = self.check_num_scales(num_scales)
-        self.check_images(x)
-        out = self.quantize_multiscale(self.encode_continuous(x.to(self.device, torch.float32)))
+        out = self.quantize_multiscale(self._continuous_for_inference(x))
         streams = [i.contiguous() for i in out.ids[:k]]
         return Tokens(streams, self.layout_for(k), self.name, self.weights_digest, sources or [])
 
     @torch.inference_mode()
     def encode_ids(self, x: Tensor) -> Tensor:
         """images -> flat ids (B, sum s^2), the official `encode` index order."""
-        self.check_images(x)
-        return flatten_scale_ids(self.quantize_multiscale(self.encode_continuous(x.to(self.device, torch.float32))).ids)
+        return flatten_scale_ids(self.quantize_multiscale(self._continuous_for_inference(x)).ids)
 
     @torch.inference_mode()
     def features(self, x: Tensor) -> dict[str, Tensor]:
         """images -> {"quantized": f_hat (B, 40, g, g), "continuous": h before quantization,
         "semantic": decoded semantic features (B, g*g, T)}."""
-        self.check_images(x)
-        h = self.encode_continuous(x.to(self.device, torch.float32))
+        h = self._continuous_for_inference(x)
         f_hat = self.quantize_multiscale(h).z_q
-        return {"quantized": f_hat, "continuous": h, "semantic": self.decode_semantic(f_hat)}
+        with self.cpu_bf16_autocast(f_hat):
+            semantic = self.decode_semantic(f_hat).float()
+        return {"quantized": f_hat, "continuous": h, "semantic": semantic}
 
     @torch.inference_mode()
     def decode(self, tokens: Tokens | Tensor | list[Tensor], **opts) -> Tensor:
@@ -288,7 +296,9 @@ class TokenFlow(Tokenizer):
                 raise TokError(f"token ids must lie in [0, {self.config.codebook_size}), got [{int(i.min())}, {int(i.max())}]")
         if len(ids) > len(self.config.scales) or any(tuple(i.shape[1:]) != (s, s) for i, s in zip(ids, self.config.scales)):
             raise TokError(f"token ids of shapes {[tuple(i.shape[1:]) for i in ids]} are not a prefix of scales {list(self.config.scales)}")
-        return self.decode_pixels(self.ids_to_features(ids)).clamp(-1, 1)
+        f_hat = self.ids_to_features(ids)
+        with self.cpu_bf16_autocast(f_hat):
+            return self.decode_pixels(f_hat).float().clamp(-1, 1)
 
     def forward(self, x: Tensor) -> TokenFlowOutput:
         """Training path: scale drop active in train mode; losses averaged over scales."""

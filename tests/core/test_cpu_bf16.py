@@ -1,0 +1,61 @@
+"""The opt-in `cpu_bf16` switch of TokenFlow, OmniTokenizer and XY-Tokenizer (FlexTok's and
+WavTokenizer's have their own tests): the networks run under bf16 autocast, the code searches in
+fp32, outputs come back as fp32 close to the fp32 path; families without a bf16 path refuse it."""
+
+import pytest
+import torch
+
+from tok import api
+from tok.core import zoo
+from tok.core.errors import TokError
+from tok.tokenizers.tokenflow.config import preset as tokenflow_preset
+from tok.tokenizers.tokenflow.model import build as build_tokenflow
+
+
+def random_model(name: str):
+    torch.manual_seed(0)
+    if name == "tokenflow-tiny":  # test-sized preset without a zoo card
+        return build_tokenflow(tokenflow_preset("tiny")).eval()
+    api._register_families()
+    card = zoo.get_card(name)
+    return card.builder(card).eval()
+
+
+def inputs(name: str, model) -> torch.Tensor:
+    torch.manual_seed(1)
+    if name.startswith("tokenflow"):
+        s = model.config.image_size
+        return torch.rand(2, 3, s, s) * 2 - 1
+    if name.startswith("omnitokenizer"):
+        s = model.resolution
+        return torch.rand(1, 3, 5, s, s) - 0.5
+    return torch.randn(2, 16000) * 0.3
+
+
+@pytest.mark.parametrize("name", ["tokenflow-tiny", "omnitokenizer-tiny", "xy-tokenizer-tiny"])
+def test_cpu_bf16_runs_the_networks_in_bf16_and_stays_close(name):
+    model = random_model(name)
+    x = inputs(name, model)
+    reference = model.encode(x)
+    exact = model.decode(reference)
+    model.cpu_bf16 = True
+    try:
+        fast = model.encode(x)
+        recon = model.decode(reference)
+    finally:
+        model.cpu_bf16 = False
+    equal = torch.cat([(a == b).flatten().float() for a, b in zip(fast.streams, reference.streams)]).mean()
+    assert equal > 0.5, f"only {equal:.0%} of the ids survive bf16"
+    assert recon.dtype == torch.float32 and recon.shape == exact.shape
+    # Not bit-equal (bf16 really ran), yet close to the fp32 decode.
+    assert 0 < (recon - exact).abs().max() < 0.05 * exact.abs().max()
+    torch.testing.assert_close(model.decode(reference), exact)  # switching off restores fp32
+
+
+@pytest.mark.parametrize("name", ["hieratok-tiny", "vat-tiny"])
+def test_families_without_a_bf16_path_refuse_the_switch(name):
+    model = random_model(name)
+    model.cpu_bf16 = False
+    with pytest.raises(TokError, match=f"{model.name} has no bf16 CPU inference path"):
+        model.cpu_bf16 = True
+    assert model.cpu_bf16 is False

@@ -12,11 +12,11 @@ Checkpoint layouts this module loads key-by-key (attribute names follow the offi
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from .convnext1d import AdaLayerNorm, ConvNeXtBlock1d
 from .istft import ISTFTHead
+from .passes import cpu_inference_in_passes
 from .resnet1d import AttnBlock1d, ResnetBlock1d, group_norm
 
 
@@ -74,25 +74,15 @@ class VocosBackbone(nn.Module):
             nn.init.trunc_normal_(m.weight, std=0.02)
             nn.init.zeros_(m.bias)
 
-    # CPU inference runs a batch a few items at a time, each pass at most this many bytes of
-    # ConvNeXt MLP activations (frames x intermediate_dim x 4). Beyond that the activations leave
-    # the cache and every clip gets slower: XY-Tokenizer's backbone (4096-wide MLP) took 1.97 s
-    # per 10-s clip at batch 8 against 1.76 s alone. Items are independent, so output is equal.
+    # CPU inference runs a batch a few items per pass, at most this many bytes of ConvNeXt MLP
+    # activations (frames x intermediate_dim x 4) each (see `tok.nn.passes`): XY-Tokenizer's
+    # backbone (4096-wide MLP) took 1.97 s per 10-s clip at batch 8 in one pass, 1.76 s alone.
     cpu_pass_bytes = 16 * 2**20
 
     def forward(self, x: Tensor, cond_id: Tensor | None = None) -> Tensor:
-        step = self.items_per_pass(x)
-        if step >= x.shape[0]:
-            return self._forward(x, cond_id)
-        parts = []
-        for start in range(0, x.shape[0], step):
-            cond = cond_id if cond_id is None or cond_id.shape[0] == 1 else cond_id[start : start + step]
-            parts.append(self._forward(x[start : start + step], cond))
-        return torch.cat(parts)
+        return cpu_inference_in_passes(self._forward, self.items_per_pass(x), x, cond_id)
 
     def items_per_pass(self, x: Tensor) -> int:
-        if x.device.type != "cpu" or torch.is_grad_enabled():
-            return x.shape[0]
         mlp_width = self.convnext[0].pwconv1.out_features if len(self.convnext) else 1
         return max(1, self.cpu_pass_bytes // (x.shape[-1] * mlp_width * 4))
 

@@ -163,3 +163,23 @@ def test_next_scale_inputs_follow_the_t2i_recipe(model):
         first = F.interpolate(c0, size=(2, 2), mode="bicubic")
         torch.testing.assert_close(inputs[0], first)
         torch.testing.assert_close(inputs[1], F.interpolate(first + c1, size=(4, 4), mode="bicubic"))
+
+
+def test_cpu_inference_in_passes_of_a_few_images_equals_one_pass(model):
+    x = images(batch=3)
+    model.cpu_pass_pixels = 10**9
+    whole = model.encode(x)
+    whole_recon = model.decode(whole)
+    calls = []
+    hooks = [m.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0])) for m in (model.encoder, model.decoder)]
+    model.cpu_pass_pixels = 2 * 32 * 32  # two images per pass
+    try:
+        tokens = model.encode(x)
+        recon = model.decode(whole)
+    finally:
+        for h in hooks:
+            h.remove()
+        del model.cpu_pass_pixels  # back to the class default
+    assert calls == [2, 1, 2, 1]
+    assert all(torch.equal(a, b) for a, b in zip(tokens.streams, whole.streams))
+    torch.testing.assert_close(recon, whole_recon, rtol=0, atol=1e-5)

@@ -28,6 +28,7 @@ from ...core.media import (
     write_video,
 )
 from ...core.media.video import FRAME_FOLDER_FPS
+from ...nn.passes import cpu_inference_in_passes
 from .clips import clip_spans, latent_spans
 from .codebook import Codebook
 from .config import OmniTokenizerConfig
@@ -187,16 +188,12 @@ class OmniTokenizer(Tokenizer):
         return self.decode_codes(codes)
 
     # CPU inference runs a batch a few items per network pass, at most this many pixels (frames x
-    # height x width) per pass: bigger passes make every item slower, as their activations leave
-    # the cache (imagenet-k600, 2 cores, batch 8, frames/s: images 1.6-1.9 -> 2.1, 17-frame clips
-    # 4.9-5.0 -> 5.6-6.3 encode and 5.0-5.1 -> 5.6-6.4 decode). Items are independent: same output.
+    # height x width) each (see `tok.nn.passes`; imagenet-k600, 2 cores, batch 8, frames/s: images
+    # 1.6-1.9 -> 2.1, 17-frame clips 4.9-5.0 -> 5.6-6.3 encode and 5.0-5.1 -> 5.6-6.4 decode).
     cpu_pass_pixels: int = 256 * 256
 
     def _in_passes(self, fn, x: Tensor, pixels_per_item: int) -> Tensor:
-        step = max(1, self.cpu_pass_pixels // pixels_per_item)
-        if x.device.type != "cpu" or torch.is_grad_enabled() or step >= x.shape[0]:
-            return fn(x)
-        return torch.cat([fn(x[i : i + step]) for i in range(0, x.shape[0], step)])
+        return cpu_inference_in_passes(fn, self.cpu_pass_pixels // pixels_per_item, x)
 
     def _encode_in_passes(self, fn, clip: Tensor) -> Tensor:
         return self._in_passes(fn, clip, clip[0, 0].numel())

@@ -195,15 +195,6 @@ class OmniTokenizer(Tokenizer):
     def _in_passes(self, fn, x: Tensor, pixels_per_item: int) -> Tensor:
         return cpu_inference_in_passes(fn, self.cpu_pass_pixels // pixels_per_item, x)
 
-    def _encode_in_passes(self, fn, clip: Tensor) -> Tensor:
-        return self._in_passes(fn, clip, clip[0, 0].numel())
-
-    def _decode_in_passes(self, fn, latent: Tensor) -> Tensor:
-        """`latent` (B, [C,] T', h, w): an item decodes to 1 + (T' - 1) temporal_patch frames."""
-        t, h, w = latent.shape[-3:]
-        frames = 1 + (t - 1) * self.cfg.temporal_patch_size
-        return self._in_passes(fn, latent, frames * h * w * self.cfg.patch_size**2)
-
     # -- long videos: clip by clip -----------------------------------------------------------
 
     def _per_clip(self, video: Tensor, fn) -> Tensor:
@@ -212,19 +203,26 @@ class OmniTokenizer(Tokenizer):
         Clips are independent (the model was trained on clips of this length). A last clip whose
         length does not fit the temporal patch is padded by repeating its last frame up to
         1 + k * temporal_patch frames; the frame count recorded in the sources trims it on decode.
+        At CPU inference each clip runs in passes of a few items (`cpu_pass_pixels`).
         """
         outputs = []
         for start, length, padded in clip_spans(video.shape[2], self.cfg.clip_frames, self.cfg.temporal_patch_size):
             clip = video[:, :, start : start + length]
             if padded > length:
                 clip = torch.cat([clip, clip[:, :, -1:].expand(-1, -1, padded - length, -1, -1)], dim=2)
-            outputs.append(fn(clip))
+            outputs.append(self._in_passes(fn, clip, clip[0, 0].numel()))
         return torch.cat(outputs, dim=-3)
 
     def _decode_per_clip(self, latent: Tensor, fn) -> Tensor:
-        """Inverse of `_per_clip` on (..., T', h, w): chunks of `latent_frames_per_clip` latent frames."""
-        chunks = [latent[..., s : s + n, :, :] for s, n in latent_spans(latent.shape[-3], self.cfg.latent_frames_per_clip)]
-        return torch.cat([fn(chunk) for chunk in chunks], dim=2)
+        """Inverse of `_per_clip` on (B, [C,] T', h, w): chunks of `latent_frames_per_clip` latent
+        frames, each run in passes like `_per_clip` (a chunk of T' decodes to 1 + (T' - 1)
+        temporal_patch frames)."""
+        outputs = []
+        for s, n in latent_spans(latent.shape[-3], self.cfg.latent_frames_per_clip):
+            chunk = latent[..., s : s + n, :, :]
+            pixels = (1 + (n - 1) * self.cfg.temporal_patch_size) * chunk.shape[-2] * chunk.shape[-1] * self.cfg.patch_size**2
+            outputs.append(self._in_passes(fn, chunk, pixels))
+        return torch.cat(outputs, dim=2)
 
     # -- Tokenizer contract --------------------------------------------------------------------
 
@@ -266,7 +264,7 @@ class OmniTokenizer(Tokenizer):
         """(B, 3, F, H, W) in [-0.5, 0.5] -> grid ids (B, T', h, w); long videos clip by clip."""
         self._refuse_vae("encode")
         with self.cpu_bf16_autocast(x):  # the codebook searches in fp32 whatever the autocast
-            ids = self._per_clip(x, lambda clip: self._encode_in_passes(lambda c: self.quantize(self.latents(c)).ids, clip))
+            ids = self._per_clip(x, lambda clip: self.quantize(self.latents(clip)).ids)
         return self.make_tokens([ids], sources)
 
     @torch.inference_mode()
@@ -276,7 +274,7 @@ class OmniTokenizer(Tokenizer):
         self.check_tokens(tokens)
         ids = tokens.streams[0].to(self.device).long()
         with self.cpu_bf16_autocast(ids):
-            return self._decode_per_clip(ids, lambda chunk: self._decode_in_passes(self.decode_ids, chunk)).float()
+            return self._decode_per_clip(ids, self.decode_ids).float()
 
     @torch.inference_mode()
     def encode_latents(self, x: Tensor, *, sample: bool = False, generator: torch.Generator | None = None) -> Tensor:
@@ -296,7 +294,7 @@ class OmniTokenizer(Tokenizer):
             return mean + std * torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
 
         with self.cpu_bf16_autocast(x):
-            return self._per_clip(x, lambda clip: self._encode_in_passes(one, clip))
+            return self._per_clip(x, one)
 
     @torch.inference_mode()
     def decode_latents(self, z: Tensor) -> Tensor:
@@ -305,7 +303,7 @@ class OmniTokenizer(Tokenizer):
             raise TokError(f"model {self.name!r} is a VQ model: use decode for token ids")
         z = z.to(self.device)
         with self.cpu_bf16_autocast(z):
-            return self._decode_per_clip(z, lambda chunk: self._decode_in_passes(self.decode_codes, chunk)).float()
+            return self._decode_per_clip(z, self.decode_codes).float()
 
     def forward(self, x: Tensor) -> TokenizerOutput:
         """Training path on one clip (B, 3, F, H, W): losses `commitment` (VQ) or `kl` (VAE, summed

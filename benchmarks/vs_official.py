@@ -215,6 +215,8 @@ def run_wavtokenizer(args, device: torch.device, dtype: torch.dtype) -> list[dic
         clips.append(sum(0.3 / k * torch.sin(k * phase) for k in range(1, 6)) + 0.02 * torch.randn(length))
     audio_all = torch.stack(clips).float()
     official, ours, _ = wavtokenizer_pair(args.model.split("-", 1)[1], device, audio_all)
+    if args.ours_compile:
+        ours.compile_networks()
     bandwidth_id = torch.tensor([0], device=device)
 
     def official_encode(audio):
@@ -338,6 +340,9 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
     readout = torch.nn.Linear(config.encoder_dim, len(levels)).eval()  # shared, stands in for enc_to_latents
     for m in (official_enc, official_dec, our_enc, our_dec, readout):
         m.to(device).requires_grad_(False)
+    if args.ours_compile:  # called block by block here, so each block is compiled (FlexTok.compile_networks: whole trunks)
+        for block in (*our_enc.blocks, *our_dec.blocks):
+            block.compile(options={"freezing": True})
     mask = FlexTokEncoder.attention_mask(patches, registers).to(device)
     pack = partial(expand_emb_per_subseq, packed_shapes_list=[[torch.Size([patches]), torch.Size([registers])]])
 
@@ -428,6 +433,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="WavTokenizer / XY-Tokenizer clip length")
     parser.add_argument("--frames", type=int, help="OmniTokenizer video clip length (default: the preset's 17; 1: images only)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--ours-compile", action="store_true",
+                        help="tok with `model.compile_networks()` (torch.compile, inductor freezing); the warm-up pays the compilation")
     parser.add_argument("--official-flex", action="store_true", help="FlexTok on CUDA: let the official trunk use flex_attention")
     args = parser.parse_args()
     args.batches = [int(b) for b in args.batches.split(",")]
@@ -438,7 +445,7 @@ def main() -> None:
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     args.ours_dtype = getattr(torch, args.ours_dtype or args.dtype)
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
-    print(f"model {args.model}, device {device}, dtype {args.dtype} (tok: {str(args.ours_dtype)[6:]}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
+    print(f"model {args.model}, device {device}, dtype {args.dtype} (tok: {str(args.ours_dtype)[6:]}{', compiled' if args.ours_compile else ''}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"repeats {args.repeats}, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
     if args.model.startswith("wavtokenizer-"):
         run_wavtokenizer(args, device, dtype)

@@ -176,6 +176,8 @@ def run_omnitokenizer(args, device: torch.device, dtype: torch.dtype) -> list[di
     from vs_official import autocast, print_header, time_ops
 
     official, ours, config = omnitokenizer_pair(args.model.split("-", 1)[1], Path(args.official_src).expanduser().resolve(), device)
+    if args.ours_compile:
+        ours.compile_networks()
     frames = getattr(args, "frames", None) or config.clip_frames
     if (frames - 1) % config.temporal_patch_size:
         raise SystemExit(f"--frames {frames}: frames minus one must be a multiple of the temporal patch {config.temporal_patch_size}")

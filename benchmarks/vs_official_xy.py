@@ -186,6 +186,8 @@ def run_xy_tokenizer(args, device: torch.device, dtype: torch.dtype) -> list[dic
     lengths_all = torch.full((biggest,), length)
     official, ours = xy_pair(config, params, audio_all[:2], lengths_all[:2])
     official, ours = official.to(device), ours.to(device)
+    if args.ours_compile:
+        ours.compile_networks()
 
     def official_encode(audio, dtype=dtype):
         with torch.inference_mode(), autocast(device, dtype):

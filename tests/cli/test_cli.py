@@ -122,3 +122,34 @@ def test_decode_refuses_tokens_from_other_weights(run, tmp_path, photo, tiny_fle
     save_file(state, str(other / "model.safetensors"))
     result = run("decode", tmp_path / "a.tok", "--weights", other)
     assert result.exit_code == 1 and "were made with weights" in result.output
+
+
+def test_compile_flag_compiles_the_networks_before_encode_decode_and_eval(run, tmp_path, photo, tiny_flextok_weights, monkeypatch):
+    import torch
+
+    from tok.core.tokenizer import Tokenizer
+
+    compiled = []
+    real = Tokenizer.compile_networks
+
+    def traced_only(self, mode=None):  # the same wrapping, traced by dynamo but run eagerly (no C++ build)
+        compiled.append(self.name)
+        real(self, mode)
+        for path in self.compile_parts:
+            part = self.get_submodule(path)
+            part._compiled_call_impl = torch.compile(part._call_impl, backend="eager")
+        return self
+
+    monkeypatch.setattr(Tokenizer, "compile_networks", traced_only)
+    src = tmp_path / "photo.jpg"
+    shutil.copy(photo, src)
+    weights = ("--weights", tiny_flextok_weights)
+    assert run("encode", src, "-m", "flextok-tiny", *weights, "--tokens", "7", "--compile").exit_code == 0
+    assert run("decode", tmp_path / "photo.tok", "-o", tmp_path / "back.png", *weights, "--steps", "2", "--compile").exit_code == 0
+    assert (tmp_path / "back.png").is_file() and compiled == ["flextok-tiny", "flextok-tiny"]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(photo, folder / "a.jpg")
+    result = run("eval", "-m", "flextok-tiny", *weights, "--data", folder, "--out", tmp_path / "run", "--metrics", "psnr", "--compile")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["options"]["compiled"] is True

@@ -124,7 +124,9 @@ def _outputs(inputs: list[Path], output: Path | None, out_dir: Path | None, suff
 @click.option("--dataset", type=click.Path(path_type=Path), help="Write one token dataset (for `tok train-ar`) instead of .tok files; resumable.")
 @click.option("--shard-size", type=click.IntRange(min=1), default=256, show_default=True, help="Items per dataset shard.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Shards encoded at once (--dataset).")
-def encode(inputs, model_name, weights, num_tokens, scales, output, out_dir, batch_size, device, skip_existing, dataset, shard_size, workers) -> None:
+@click.option("--compile", "compile_networks", is_flag=True, help="torch.compile the model's networks first (pays off on many files).")
+def encode(inputs, model_name, weights, num_tokens, scales, output, out_dir, batch_size, device, skip_existing, dataset, shard_size, workers,
+           compile_networks) -> None:
     """Encode media files (or every supported file in a folder) to .tok files.
 
     With --dataset OUT, encode one folder (class labels from its sub-folders) into a token dataset.
@@ -133,6 +135,8 @@ def encode(inputs, model_name, weights, num_tokens, scales, output, out_dir, bat
 
     tokenizer = load(model_name, weights, device)
     tokenizer.check_num_tokens(num_tokens)
+    if compile_networks:
+        tokenizer.compile_networks()
     check_options(tokenizer.encode, {"scales": scales}, tokenizer.name)
     if dataset is not None:
         from .generate import encode_dataset_command
@@ -165,7 +169,8 @@ def encode(inputs, model_name, weights, num_tokens, scales, output, out_dir, bat
 @click.option("--sampler", help="Flow sampler (FlexTok): euler (official, default), heun, dpm++ or unipc.")
 @click.option("--scales", type=int, help="Decode only the first K scales (multi-scale models such as HieraTok).")
 @click.option("--device", help="torch device (default: cuda if available).")
-def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, sampler, scales, device) -> None:
+@click.option("--compile", "compile_networks", is_flag=True, help="torch.compile the model's networks first (pays off on many files).")
+def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, sampler, scales, device, compile_networks) -> None:
     """Decode .tok files back to media."""
     from ..api import decode_file, load
     from ..core.tokens import read_header
@@ -177,6 +182,9 @@ def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, s
         if model_name is not None and model_name != name:
             raise TokError(f"{path}: tokens were made by model {name!r}, not {model_name!r}")
     loaded = {name: load(name, weights, device) for name in dict.fromkeys(names)}
+    if compile_networks:
+        for tokenizer in loaded.values():
+            tokenizer.compile_networks()
     suffixes = [loaded[name].output_suffix((header.get("sources") or [None])[0]) for name, header in zip(names, headers)]
     outputs = _outputs(list(files), output, out_dir, suffixes)
     opts = {k: v for k, v in {"steps": steps, "guidance": guidance, "seed": seed, "sampler": sampler, "scales": scales}.items() if v is not None}

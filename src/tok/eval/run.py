@@ -372,6 +372,7 @@ def evaluate(
     pfid_delta: int = 10,
     pfid_seed: int = 0,
     cpu_bf16: bool = False,
+    compile_networks: bool = False,
     report: bool = True,
     progress: bool = False,
     on_phase: Callable[[str], None] | None = None,
@@ -381,12 +382,16 @@ def evaluate(
     `metric_weights` may name files for the metric networks: {"inception": path, "lpips": path,
     "lpips_net": "alex"|"vgg"|"squeeze", "device": ...}. Without `out` the run lives in a
     temporary folder that is removed afterwards. `cpu_bf16` turns on the model's opt-in bf16 CPU
-    inference (an error for families without one); it is part of the run's identity."""
+    inference (an error for families without one); it is part of the run's identity.
+    `compile_networks` runs `tokenizer.compile_networks()` first (outputs equal to float rounding,
+    so not part of the identity; recorded in the options)."""
     from ..api import load
 
     tokenizer = load(model, weights, device) if isinstance(model, str) else model
     if cpu_bf16:
         tokenizer.cpu_bf16 = True
+    if compile_networks and not tokenizer.compiled:
+        tokenizer.compile_networks()
     names = parse_metrics(metrics, tokenizer.modality)
     files = dataset_items(data, tokenizer.modality)
     if limit is not None:
@@ -414,7 +419,8 @@ def evaluate(
         "weights_digest": tokenizer.weights_digest,
         "modality": tokenizer.modality,
         "dataset": {"path": str(data), "digest": run.digest, "count": len(files)},
-        "options": {"num_tokens": run.num_tokens, "decode": run.decode_opts, "batch_size": batch_size, "cpu_bf16": tokenizer.cpu_bf16},
+        "options": {"num_tokens": run.num_tokens, "decode": run.decode_opts, "batch_size": batch_size, "cpu_bf16": tokenizer.cpu_bf16,
+                    "compiled": tokenizer.compiled},
         "metrics": results,
         "items_reconstructed_this_session": done_now,
         "seconds": round(time.time() - started, 2),

@@ -71,6 +71,7 @@ class WavTokenizer(Tokenizer):
 
     modality = "audio"
     has_cpu_bf16 = True
+    compile_parts = ("feature_extractor.encodec.encoder", "backbone")
 
     def __init__(self, config: WavTokenizerConfig):
         super().__init__(config)

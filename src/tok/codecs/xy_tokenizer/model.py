@@ -42,6 +42,8 @@ from .quantizer import XYResidualVQ
 class XYTokenizer(Tokenizer):
     modality = "audio"
     has_cpu_bf16 = True
+    compile_parts = ("semantic_encoder", "semantic_encoder_adapter", "acoustic_encoder", "pre_rvq_adapter", "downsample",
+                     "post_rvq_adapter", "upsample", "acoustic_decoder", "vocos.backbone")
 
     def __init__(self, config: XYTokenizerConfig):
         super().__init__(config)

@@ -334,6 +334,7 @@ class FlexTok(Tokenizer):
 
     modality = "image"
     has_cpu_bf16 = True
+    compile_parts = ("vae.vae.encoder", "vae.vae.decoder", "encoder", "decoder")
 
     def __init__(self, config: FlexTokConfig):
         super().__init__(config)

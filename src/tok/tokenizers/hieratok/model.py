@@ -125,6 +125,7 @@ class HieraTok(Tokenizer):
     """
 
     modality = "image"
+    compile_parts = ("encoder", "decoder")
 
     def __init__(self, config: HieraTokConfig):
         super().__init__(config)

@@ -113,6 +113,7 @@ class OmniTokenizer(Tokenizer):
 
     modality = "video"
     has_cpu_bf16 = True
+    compile_parts = ("encoder", "decoder")
 
     def __init__(self, config: OmniTokenizerConfig):
         super().__init__(config)

@@ -90,6 +90,7 @@ class TokenFlow(Tokenizer):
 
     modality = "image"
     has_cpu_bf16 = True
+    compile_parts = ("encoder", "encoder_vqkd", "decoder")
 
     def __init__(self, config: TokenFlowConfig):
         super().__init__(config)

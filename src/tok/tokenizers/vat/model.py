@@ -199,6 +199,7 @@ class VAT(Tokenizer):
     """
 
     modality = "shape"
+    compile_parts = ("encoder", "decoder", "occupancy")
 
     def __init__(self, config: VATConfig):
         super().__init__(config)

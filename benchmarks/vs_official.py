@@ -37,6 +37,13 @@ Peak memory: on CPU, the peak increase of the process's resident set size (RSS, 
 free memory returned to the system (`malloc_trim`) first, so memory freed by the previous call
 is not silently reused (without glibc the figure is a lower bound); on CUDA,
 `torch.cuda.max_memory_allocated` minus the allocation before the call.
+
+Achieved throughput (`--flops`, or `--peak-tflops X|auto` for a share column): each side's
+floating-point operations for one call are counted once per op and batch (torch's
+FlopCounterMode on one extra eager call: matrix products, convolutions and attention, 2 per
+multiply-add; elementwise work is not counted) and divided by the median time. `auto` takes
+the device's practical peak as the best of five 4096^2 matrix products in tok's dtype. The
+official count is larger where the official code does more work (XY's fixed 30-s window).
 """
 
 from __future__ import annotations
@@ -118,6 +125,48 @@ class Timing:
     peak_mib: float  # largest peak-memory increase over the timed calls
 
 
+@dataclass
+class FlopOptions:
+    count: bool = False  # --flops: count each side's FLOPs once per op and batch (one extra eager call)
+    peak_tflops: float | None = None  # --peak-tflops: the device's peak, for the share column
+
+
+FLOPS = FlopOptions()
+
+
+def measured_peak_tflops(device: torch.device, dtype: torch.dtype) -> float:
+    """The best of 5 dense (4096 x 4096) matrix products in `dtype` on `device`: the practical peak
+    that the share column compares against."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    a, b = (torch.randn(4096, 4096, device=device, dtype=dtype) for _ in range(2))
+    a @ b
+    best = float("inf")
+    for _ in range(5):
+        sync()
+        start = time.perf_counter()
+        a @ b
+        sync()
+        best = min(best, time.perf_counter() - start)
+    return 2 * 4096**3 / best / 1e12
+
+
+def count_flops(fn: Callable[[], object]) -> float:
+    """Floating-point operations of one call (matrix products, convolutions, attention; 2 per
+    multiply-add), counted by torch's FlopCounterMode in eager mode (compiled parts too)."""
+    from torch.utils.flop_counter import FlopCounterMode, flop_registry, register_flop_formula
+
+    cpu_sdpa = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu  # SDPA's CPU kernel has no formula
+    if cpu_sdpa not in flop_registry:
+        @register_flop_formula(cpu_sdpa)
+        def _(query_shape, key_shape, *args, **kwargs) -> int:
+            batch, heads, queries, dim = query_shape
+            return 4 * batch * heads * queries * key_shape[-2] * dim  # scores + weighted sum (masks not discounted)
+
+    with torch.compiler.set_stance("force_eager"), FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
 def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, Timing]:
     """Warm each function up once, then call them in turn `repeats` times (A, B, A, B, ...)."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -148,6 +197,8 @@ def time_ops(ops: dict[str, dict[str, Callable[[], object]]], batch: int, amount
         rows.append({"op": op, "batch": batch, "unit": unit,
                      **{f"{k}_rate": amount / v.seconds for k, v in result.items()},
                      **{f"{k}_mib": v.peak_mib for k, v in result.items()}})
+        if FLOPS.count:
+            rows[-1].update({f"{k}_tflops": count_flops(fn) / result[k].seconds / 1e12 for k, fn in fns.items()})
         print_row(rows[-1])
     return rows
 
@@ -299,6 +350,7 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
 
     from tok.core.quantize import FSQQuantizer
     from tok.core.weights import load_strict
+    from tok.nn.attention import PrefixCausal
     from tok.nn.transformer import AdaLNBlock, Block
     from tok.tokenizers.flextok import preset
     from tok.tokenizers.flextok.model import MUP_SCALE, FlexTokEncoder, Transformer
@@ -355,7 +407,7 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
     def our_tokenize(x, dtype=args.ours_dtype):
         with torch.inference_mode(), autocast(device, dtype):
             for block in our_enc.blocks:
-                x = block(x, mask)
+                x = block(x, PrefixCausal(patches))  # the same mask, as tok's encoder runs it
             z = readout(x[:, patches:]).float() * 3
         return our_fsq(z).ids
 
@@ -409,13 +461,17 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
 
 # ------------------------------------------------------------------------------------------------
 def print_header(unit: str) -> None:
+    flops = f" {'official TFLOP/s':>16} {'tok TFLOP/s':>11}" if FLOPS.count else ""
+    share = f" {'tok % of peak':>13}" if FLOPS.count and FLOPS.peak_tflops else ""
     print(f"{'op':<15} {'batch':>5} {'official ' + unit:>22} {'tok ' + unit:>18} {'tok/official':>12} "
-          f"{'official peak MiB':>17} {'tok peak MiB':>12}", flush=True)
+          f"{'official peak MiB':>17} {'tok peak MiB':>12}{flops}{share}", flush=True)
 
 
 def print_row(row: dict) -> None:
+    flops = f" {row['official_tflops']:>16.4f} {row['tok_tflops']:>11.4f}" if "tok_tflops" in row else ""
+    share = f" {100 * row['tok_tflops'] / FLOPS.peak_tflops:>12.1f}%" if "tok_tflops" in row and FLOPS.peak_tflops else ""
     print(f"{row['op']:<15} {row['batch']:>5} {row['official_rate']:>22.3f} {row['tok_rate']:>18.3f} "
-          f"{row['tok_rate'] / row['official_rate']:>11.2f}x {row['official_mib']:>17.0f} {row['tok_mib']:>12.0f}", flush=True)
+          f"{row['tok_rate'] / row['official_rate']:>11.2f}x {row['official_mib']:>17.0f} {row['tok_mib']:>12.0f}{flops}{share}", flush=True)
 
 
 def main() -> None:
@@ -435,9 +491,17 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--ours-compile", action="store_true",
                         help="tok with `model.compile_networks()` (torch.compile, inductor freezing); the warm-up pays the compilation")
+    parser.add_argument("--flops", action="store_true",
+                        help="count each side's FLOPs (one extra eager call per op and batch) and print the achieved TFLOP/s")
+    parser.add_argument("--peak-tflops",
+                        help="the device's peak TFLOP/s in --ours-dtype (e.g. ~790 for an H100's dense bf16), or `auto` to measure "
+                             "a dense matrix product first; prints tok's share of it (implies --flops)")
     parser.add_argument("--official-flex", action="store_true", help="FlexTok on CUDA: let the official trunk use flex_attention")
     args = parser.parse_args()
+    # The family modules import this one by name: let them share this instance (and its FLOPS).
+    sys.modules.setdefault("vs_official", sys.modules[__name__])
     args.batches = [int(b) for b in args.batches.split(",")]
+    FLOPS.count = args.flops or args.peak_tflops is not None
     source = args.official_src.expanduser().resolve()
     if not source.is_dir():
         raise SystemExit(f"--official-src {source}: not a folder")
@@ -447,6 +511,11 @@ def main() -> None:
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
     print(f"model {args.model}, device {device}, dtype {args.dtype} (tok: {str(args.ours_dtype)[6:]}{', compiled' if args.ours_compile else ''}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"repeats {args.repeats}, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
+    if args.peak_tflops == "auto":
+        FLOPS.peak_tflops = measured_peak_tflops(device, args.ours_dtype)
+        print(f"measured peak: {FLOPS.peak_tflops:.4f} TFLOP/s ({str(args.ours_dtype)[6:]} 4096^2 matrix product on {device})", flush=True)
+    elif args.peak_tflops is not None:
+        FLOPS.peak_tflops = float(args.peak_tflops)
     if args.model.startswith("wavtokenizer-"):
         run_wavtokenizer(args, device, dtype)
     elif args.model.startswith("flextok-"):

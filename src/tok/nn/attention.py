@@ -1,12 +1,40 @@
-"""Multi-head self-attention on PyTorch SDPA, with optional QK-norm and a boolean mask."""
+"""Multi-head self-attention on PyTorch SDPA, with optional QK-norm and a boolean mask or a
+mask-free pattern (`PrefixCausal`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
+from torch.nn.attention.bias import causal_lower_right
 
 from .norm import affine_free_layer_norm
+
+
+@dataclass(frozen=True)
+class PrefixCausal:
+    """The first `prefix` tokens attend among themselves; each later token attends to the whole
+    prefix and to the later tokens up to itself (FlexTok's encoder: patches, then registers; the
+    official `causal_last` mask).
+
+    Run as two SDPA calls without a mask tensor: the prefix unmasked, the rest against every key
+    with a bottom-right causal bias. Both are forms the fused (flash) kernels take on GPU, where a
+    dense boolean mask sends SDPA to a slower kernel; on CPU it is the same arithmetic minus the
+    masked prefix-to-rest block.
+    """
+
+    prefix: int
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, scale: float | None = None) -> Tensor:
+        """q, k, v: (B, H, L, d) -> (B, H, L, d)."""
+        p = self.prefix
+        head = F.scaled_dot_product_attention(q[:, :, :p], k[:, :, :p], v[:, :, :p], scale=scale)
+        rest = causal_lower_right(q.shape[2] - p, k.shape[2])
+        tail = F.scaled_dot_product_attention(q[:, :, p:], k, v, attn_mask=rest, scale=scale)
+        return torch.cat([head, tail], dim=2)
 
 
 class SelfAttention(nn.Module):
@@ -33,11 +61,15 @@ class SelfAttention(nn.Module):
         self.q_norm = affine_free_layer_norm(head_dim) if qk_norm else nn.Identity()
         self.k_norm = affine_free_layer_norm(head_dim) if qk_norm else nn.Identity()
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """x: (B, L, D); mask: (L, L) or (B, 1, L, L) boolean, True where a query may attend a key."""
+    def forward(self, x: Tensor, mask: Tensor | PrefixCausal | None = None) -> Tensor:
+        """x: (B, L, D); mask: (L, L) or (B, 1, L, L) boolean, True where a query may attend a
+        key, or a `PrefixCausal` pattern."""
         split = "b l (h d) -> b h l d"
         q = self.q_norm(rearrange(self.wq(x), split, h=self.num_heads))
         k = self.k_norm(rearrange(self.wk(x), split, h=self.num_heads))
         v = rearrange(self.wv(x), split, h=self.num_heads)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
+        if isinstance(mask, PrefixCausal):
+            out = mask.attend(q, k, v, self.scale)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
         return self.proj(rearrange(out, "b h l d -> b l (h d)"))

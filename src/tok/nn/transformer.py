@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .attention import SelfAttention
+from .attention import PrefixCausal, SelfAttention
 from .mlp import GatedMLP
 from .norm import affine_free_layer_norm
 
@@ -32,7 +32,7 @@ class Block(nn.Module):
         self.norm2 = affine_free_layer_norm(dim)
         self.mlp = GatedMLP(dim, mlp_hidden_dim)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | PrefixCausal | None = None) -> Tensor:
         x = x + self.attn(self.norm1(x), mask)
         return x + self.mlp(self.norm2(x))
 
@@ -53,7 +53,7 @@ class AdaLNBlock(Block):
         nn.init.zeros_(self.adaLN_modulation[1].weight)
         nn.init.zeros_(self.adaLN_modulation[1].bias)
 
-    def forward(self, x: Tensor, cond: Tensor, lengths: tuple[int, ...], mask: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, cond: Tensor, lengths: tuple[int, ...], mask: Tensor | PrefixCausal | None = None) -> Tensor:
         """x: (B, L, D) with L = sum(lengths); cond: (B, D)."""
         batch, dim = cond.shape
         mod = self.adaLN_modulation(cond).view(batch, self.num_segments, 6 * dim)

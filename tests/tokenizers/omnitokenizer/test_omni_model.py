@@ -153,3 +153,18 @@ def test_models_listing_says_vae_checkpoints_are_not_token_models():
     assert "not a token model" in cards["omnitokenizer-imagenet-k600-vae"].tokens
     assert cards["omnitokenizer-imagenet-k600"].hf_files == ("imagenet_k600.ckpt",)
     assert cards["omnitokenizer-imagenet-k600"].tokens.startswith("32x32 grid x 8192 codes per image, 5x32x32 per 17-frame clip")
+
+
+@pytest.mark.parametrize("explicit", [False, True])
+def test_one_key_attention_returns_the_values_without_queries_and_keys(explicit):
+    # Temporal layers on an image see one frame: the shortcut must equal full attention there.
+    from tok.tokenizers.omnitokenizer.layers import Attention
+
+    torch.manual_seed(0)
+    attention = Attention(64, dim_head=16, heads=4, causal=True, spatial_pos="rel").eval()
+    attention.explicit = explicit
+    x = torch.randn(7, 1, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(attention(x, is_spatial=False), attention.attend(x, is_spatial=False), rtol=1e-6, atol=1e-6)
+        longer = torch.randn(7, 3, 64)  # more keys: the full path, unchanged
+        assert torch.equal(attention(longer, is_spatial=False), attention.attend(longer, is_spatial=False))

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from ...core import TokenLayout, Tokens, TokError, Tokenizer, TokenizerOutput
 from ...core.media import check_model_square, from_model_range, to_model_square
 from ...core.quantize import FSQQuantizer, check_ids
+from ...nn.attention import PrefixCausal
 from ...nn.embeddings import TimestepEmbedder, sincos_2d
 from ...nn.norm import affine_free_layer_norm
 from ...nn.transformer import AdaLNBlock, Block, modulate
@@ -226,7 +227,7 @@ class FlexTokEncoder(nn.Module):
                 "enc_to_latents": LinearHead(dim, len(config.fsq_levels)),
             }
         )
-        self.register_buffer("mask", self.attention_mask(config.num_patches, config.num_registers), persistent=False)
+        self.pattern = PrefixCausal(config.num_patches)  # = attention_mask(), in a form the fused kernels take
 
     @staticmethod
     def attention_mask(num_patches: int, num_registers: int) -> Tensor:
@@ -245,7 +246,7 @@ class FlexTokEncoder(nn.Module):
         registers = md["enc_register_module"].registers.to(patches.dtype).expand(patches.shape[0], -1, -1)
         x = torch.cat([patches, registers], dim=1)
         for block in md["enc_transformer"].blocks:
-            x = block(x, self.mask)
+            x = block(x, self.pattern)
         return md["enc_to_latents"](x[:, self.config.num_patches :])
 
 

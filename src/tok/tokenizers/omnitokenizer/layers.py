@@ -128,6 +128,14 @@ class Attention(nn.Module):
         self.explicit = False  # set by OmniTokenizer.set_attention_path
 
     def forward(self, x: Tensor, is_spatial: bool = True) -> Tensor:
+        if x.shape[1] == 1:
+            # One key (a temporal layer on a one-frame clip: every image): its softmax weight is
+            # exactly 1, so attention returns the values, and the queries, keys and their
+            # norms need not be computed (the official code computes them).
+            return self.to_out(F.linear(x, self.to_kv.weight[self.to_out.in_features :]))
+        return self.attend(x, is_spatial)
+
+    def attend(self, x: Tensor, is_spatial: bool = True) -> Tensor:
         length = x.shape[1]
         # Only the queries see the pre-norm: the official code takes keys and values from the
         # un-normalised input (its kv input is picked before `x` is normalised).

@@ -19,33 +19,10 @@ import argparse
 import math
 
 import torch
-import torch.nn.functional as F
 
 import tok
 from tok.core.media import list_images, read_image
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    mse = (a - b).pow(2).flatten(1).mean(1)
-    return 10 * torch.log10(1.0 / mse.clamp_min(1e-12))
-
-
-def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image SSIM (Wang et al. 2004) on each channel, averaged; inputs in [0, 1]."""
-    coords = torch.arange(11, dtype=a.dtype) - 5
-    g = torch.exp(-(coords**2) / (2 * 1.5**2))
-    g = (g / g.sum())[:, None] * (g / g.sum())[None, :]
-    window = g.expand(a.shape[1], 1, 11, 11)
-
-    def blur(x):
-        return F.conv2d(x, window, groups=a.shape[1])
-
-    mu_a, mu_b = blur(a), blur(b)
-    var_a, var_b = blur(a * a) - mu_a**2, blur(b * b) - mu_b**2
-    cov = blur(a * b) - mu_a * mu_b
-    c1, c2 = 0.01**2, 0.03**2
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return s.flatten(1).mean(1)
+from tok.metrics.image import bits_matched_thumbnail, psnr_per_image, ssim_per_image
 
 
 def lpips_metric():
@@ -60,13 +37,6 @@ def lpips_metric():
     return lambda a, b: model.model(a * 2 - 1, b * 2 - 1).flatten(1).mean(1)
 
 
-def thumbnail(images: torch.Tensor, bits: float) -> tuple[int, torch.Tensor]:
-    side = math.ceil(math.sqrt(bits / 24))
-    small = F.interpolate(images, size=(side, side), mode="bicubic", antialias=True, align_corners=False)
-    small = (small.clamp(0, 1) * 255).round() / 255
-    return side, F.interpolate(small, size=images.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True)
@@ -78,6 +48,7 @@ def main() -> None:
     images = torch.cat([model.preprocess(read_image(p)[0]) for p in list_images(args.data)])
     images01 = (images + 1) / 2
     lpips = lpips_metric()
+    ssim = lambda x: ssim_per_image(images01, x, gaussian=True, win_size=11, sigma=1.5).mean()  # the docstring's SSIM
     with torch.inference_mode():
         ids = torch.cat([torch.cat([s.flatten(1) for s in model.encode(images[i : i + 8]).streams], 1) for i in range(0, len(images), 8)])
     scales, vocab = model.config.scales, model.config.codebook_size
@@ -89,12 +60,12 @@ def main() -> None:
         bits = n * math.log2(vocab)
         with torch.inference_mode():
             recon = torch.cat([model.postprocess(model.decode(ids[i : i + 8, :n])) for i in range(0, len(images), 8)])
-        side, thumb = thumbnail(images01, bits)
+        side, thumb = bits_matched_thumbnail(images01, bits)
         usage = ids[:, :n].unique().numel() / vocab
         lp = lambda x: f"{lpips(images01, x).mean().item():6.3f}" if lpips else f"{'n/a':>6}"
         print(
-            f"{k:>6} {n:>6} {bits:>6.0f} | {psnr(recon, images01).mean():6.2f} {ssim(recon, images01).mean():6.3f} {lp(recon)} {usage:6.1%} | "
-            f"{side:>2}x{side:<2} {psnr(thumb, images01).mean():6.2f} {ssim(thumb, images01).mean():6.3f} {lp(thumb)}"
+            f"{k:>6} {n:>6} {bits:>6.0f} | {psnr_per_image(images01, recon).mean():6.2f} {ssim(recon):6.3f} {lp(recon)} {usage:6.1%} | "
+            f"{side:>2}x{side:<2} {psnr_per_image(images01, thumb).mean():6.2f} {ssim(thumb):6.3f} {lp(thumb)}"
         )
 
 

@@ -49,14 +49,19 @@ def psnr(reference: Tensor, reconstruction: Tensor, data_range: float = 1.0) -> 
     return float(psnr_per_image(reference, reconstruction, data_range).mean())
 
 
-def thumbnail_baseline(images: Tensor, bits: float) -> tuple[int, Tensor]:
-    """The bits-matched baseline a tokenizer should beat: each image (B, 3, H, W) in [0, 1] stored
-    as the smallest s x s RGB thumbnail at 8 bits per channel whose 24 s^2 bits are >= `bits`
-    (antialiased bicubic down), then bicubic up to H x W. Returns s and the (B,) PSNR in dB."""
+def bits_matched_thumbnail(images: Tensor, bits: float) -> tuple[int, Tensor]:
+    """The baseline a tokenizer should beat: each image (B, 3, H, W) in [0, 1] stored as the
+    smallest s x s RGB thumbnail at 8 bits per channel whose 24 s^2 bits are >= `bits`
+    (antialiased bicubic down), then bicubic up to H x W. Returns s and the upsampled images."""
     side = math.ceil(math.sqrt(bits / 24))
     small = F.interpolate(images, size=(side, side), mode="bicubic", antialias=True, align_corners=False)
     small = (small.clamp(0, 1) * 255).round() / 255
-    up = F.interpolate(small, size=images.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
+    return side, F.interpolate(small, size=images.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def thumbnail_baseline(images: Tensor, bits: float) -> tuple[int, Tensor]:
+    """`bits_matched_thumbnail`'s s and (B,) PSNR in dB."""
+    side, up = bits_matched_thumbnail(images, bits)
     return side, psnr_per_image(images, up)
 
 

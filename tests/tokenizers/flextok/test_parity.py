@@ -6,10 +6,12 @@ with random weights; here the same weights go into our modules under the same ke
 
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from tok.core.quantize import FSQQuantizer
+from tok.nn.attention import PrefixCausal
 from tok.nn.embeddings import TimestepEmbedder, sincos_2d
 from tok.nn.transformer import AdaLNBlock, Block
 from tok.tokenizers.flextok.model import AdaLNLinearHead, FlexTokEncoder, PatchEmbedder, Transformer
@@ -26,9 +28,10 @@ def load(module, prefix):
     return module.eval()
 
 
-def test_encoder_trunk_with_register_mask():
+@pytest.mark.parametrize("form", ["boolean mask", "PrefixCausal"])
+def test_encoder_trunk_with_register_mask(form):
     trunk = load(Transformer([Block(DIM, HEAD, attn_scale=SCALE) for _ in range(2)]), "encoder")
-    mask = FlexTokEncoder.attention_mask(PATCHES, REGISTERS)
+    mask = FlexTokEncoder.attention_mask(PATCHES, REGISTERS) if form == "boolean mask" else PrefixCausal(PATCHES)
     x = DATA["encoder.input"]
     with torch.no_grad():
         for block in trunk.blocks:

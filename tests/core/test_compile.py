@@ -5,25 +5,13 @@ a compiled model gives the eager outputs, also after its weights change."""
 import pytest
 import torch
 import torch.nn.functional as F
+from random_models import random_model
 
-from tok import api
-from tok.core import zoo
 from tok.core.errors import TokError
 from tok.core.tokenizer import Tokenizer
-from tok.tokenizers.tokenflow.config import preset as tokenflow_preset
-from tok.tokenizers.tokenflow.model import build as build_tokenflow
 
 FAMILIES = ["flextok-tiny", "wavtokenizer-tiny", "xy-tokenizer-tiny", "tokenflow-tiny", "hieratok-tiny",
             "omnitokenizer-tiny", "vat-tiny"]
-
-
-def random_model(name: str) -> Tokenizer:
-    torch.manual_seed(0)
-    if name == "tokenflow-tiny":  # test-sized preset without a zoo card
-        return build_tokenflow(tokenflow_preset("tiny")).eval()
-    api._register_families()
-    card = zoo.get_card(name)
-    return card.builder(card).eval()
 
 
 def inputs(name: str, model: Tokenizer) -> torch.Tensor:
@@ -95,11 +83,6 @@ def test_compiled_tokenflow_matches_eager_and_follows_weight_changes():
         model.decoder.conv_out.weight.mul_(-1)  # flips the image
     changed = model.decode(tokens)
     assert (changed - image).abs().max() > 0.1
-    torch.testing.assert_close(changed, random_model_with(model).decode(tokens), atol=1e-4, rtol=1e-4)
-
-
-def random_model_with(model: Tokenizer) -> Tokenizer:
-    """An eager copy of `model` with its current weights."""
     eager = random_model("tokenflow-tiny")
     eager.load_state_dict(model.state_dict())
-    return eager
+    torch.testing.assert_close(changed, eager.decode(tokens), atol=1e-4, rtol=1e-4)

@@ -4,21 +4,9 @@ fp32, outputs come back as fp32 close to the fp32 path; families without a bf16 
 
 import pytest
 import torch
+from random_models import random_model
 
-from tok import api
-from tok.core import zoo
 from tok.core.errors import TokError
-from tok.tokenizers.tokenflow.config import preset as tokenflow_preset
-from tok.tokenizers.tokenflow.model import build as build_tokenflow
-
-
-def random_model(name: str):
-    torch.manual_seed(0)
-    if name == "tokenflow-tiny":  # test-sized preset without a zoo card
-        return build_tokenflow(tokenflow_preset("tiny")).eval()
-    api._register_families()
-    card = zoo.get_card(name)
-    return card.builder(card).eval()
 
 
 def inputs(name: str, model) -> torch.Tensor:

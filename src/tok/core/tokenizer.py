@@ -86,14 +86,15 @@ class Tokenizer(nn.Module):
         """Compile the network parts in place with torch.compile (inductor) for inference.
 
         Opt-in, for long runs: the first call of each part (and of each new input shape) pays
-        the compilation, minutes for a release-size model on a small CPU; inductor caches the
+        the compilation, 20-90 s for a release-size model on a 2-core CPU; inductor caches the
         result on disk for later processes. Parameters are frozen into the compiled code while
         gradients are off (inductor `freezing`: on CPU, convolution weights are pre-packed for
-        oneDNN and bias / activation / residual adds fused into the convolutions), which is where
-        most of the CPU gain comes from; weights changed later are still honoured (the compiled
-        code is rebuilt), and training with gradients on compiles without freezing. Outputs
-        match the eager model to float rounding. `mode` is torch.compile's ("reduce-overhead"
-        for CUDA graphs at small GPU batches, "max-autotune"). State-dict keys are unchanged.
+        oneDNN and bias / activation / residual adds fused into the convolutions); weights
+        changed later are still honoured (the compiled code is rebuilt), and training with
+        gradients on compiles without freezing. Outputs match the eager model to float rounding.
+        On a compute-bound CPU the gain is small (README: 1.0-1.13x); the target is the GPU,
+        where `mode` "reduce-overhead" adds CUDA graphs for small batches ("max-autotune" also
+        works). State-dict keys are unchanged.
         """
         if not self.compile_parts:
             raise TokError(f"{self.name} has no compile path")

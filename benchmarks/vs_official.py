@@ -267,7 +267,7 @@ def run_wavtokenizer(args, device: torch.device, dtype: torch.dtype) -> list[dic
     audio_all = torch.stack(clips).float()
     official, ours, _ = wavtokenizer_pair(args.model.split("-", 1)[1], device, audio_all)
     if args.ours_compile:
-        ours.compile_networks()
+        ours.compile_networks(args.ours_compile)
     bandwidth_id = torch.tensor([0], device=device)
 
     def official_encode(audio):
@@ -393,8 +393,10 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
     for m in (official_enc, official_dec, our_enc, our_dec, readout):
         m.to(device).requires_grad_(False)
     if args.ours_compile:  # called block by block here, so each block is compiled (FlexTok.compile_networks: whole trunks)
+        from torch._inductor import list_mode_options
+
         for block in (*our_enc.blocks, *our_dec.blocks):
-            block.compile(options={"freezing": True})
+            block.compile(options={**list_mode_options(args.ours_compile), "freezing": True})
     mask = FlexTokEncoder.attention_mask(patches, registers).to(device)
     pack = partial(expand_emb_per_subseq, packed_shapes_list=[[torch.Size([patches]), torch.Size([registers])]])
 
@@ -489,8 +491,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="WavTokenizer / XY-Tokenizer clip length")
     parser.add_argument("--frames", type=int, help="OmniTokenizer video clip length (default: the preset's 17; 1: images only)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--ours-compile", action="store_true",
-                        help="tok with `model.compile_networks()` (torch.compile, inductor freezing); the warm-up pays the compilation")
+    parser.add_argument("--ours-compile", nargs="?", const="default", metavar="MODE",
+                        help="tok with `model.compile_networks(MODE)` (torch.compile with inductor freezing; MODE e.g. "
+                             "reduce-overhead for CUDA graphs, default: default); the warm-up pays the compilation")
     parser.add_argument("--flops", action="store_true",
                         help="count each side's FLOPs (one extra eager call per op and batch) and print the achieved TFLOP/s")
     parser.add_argument("--peak-tflops",
@@ -509,7 +512,7 @@ def main() -> None:
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     args.ours_dtype = getattr(torch, args.ours_dtype or args.dtype)
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
-    print(f"model {args.model}, device {device}, dtype {args.dtype} (tok: {str(args.ours_dtype)[6:]}{', compiled' if args.ours_compile else ''}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
+    print(f"model {args.model}, device {device}, dtype {args.dtype} (tok: {str(args.ours_dtype)[6:]}{f', compiled ({args.ours_compile})' if args.ours_compile else ''}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"repeats {args.repeats}, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
     if args.peak_tflops == "auto":
         FLOPS.peak_tflops = measured_peak_tflops(device, args.ours_dtype)

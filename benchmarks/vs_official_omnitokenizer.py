@@ -177,7 +177,7 @@ def run_omnitokenizer(args, device: torch.device, dtype: torch.dtype) -> list[di
 
     official, ours, config = omnitokenizer_pair(args.model.split("-", 1)[1], Path(args.official_src).expanduser().resolve(), device)
     if args.ours_compile:
-        ours.compile_networks()
+        ours.compile_networks(args.ours_compile)
     frames = getattr(args, "frames", None) or config.clip_frames
     if (frames - 1) % config.temporal_patch_size:
         raise SystemExit(f"--frames {frames}: frames minus one must be a multiple of the temporal patch {config.temporal_patch_size}")

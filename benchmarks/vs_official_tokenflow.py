@@ -200,7 +200,7 @@ def run_tokenflow(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
         raise SystemExit(f"--model {args.model}: expected tokenflow-b, tokenflow-xl or tokenflow-b-test")
     official, ours, config = tokenflow_pair(name, Path(args.official_src).expanduser().resolve(), device)
     if args.ours_compile:
-        ours.compile_networks()
+        ours.compile_networks(args.ours_compile)
     biggest = max(args.batches)
     images_all = _scenes(biggest, config.image_size)
 

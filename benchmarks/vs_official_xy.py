@@ -187,7 +187,7 @@ def run_xy_tokenizer(args, device: torch.device, dtype: torch.dtype) -> list[dic
     official, ours = xy_pair(config, params, audio_all[:2], lengths_all[:2])
     official, ours = official.to(device), ours.to(device)
     if args.ours_compile:
-        ours.compile_networks()
+        ours.compile_networks(args.ours_compile)
 
     def official_encode(audio, dtype=dtype):
         with torch.inference_mode(), autocast(device, dtype):

@@ -4,30 +4,13 @@ a compiled model gives the eager outputs, also after its weights change."""
 
 import pytest
 import torch
-import torch.nn.functional as F
-from random_models import random_model
+from random_models import random_inputs, random_model
 
 from tok.core.errors import TokError
 from tok.core.tokenizer import Tokenizer
 
 FAMILIES = ["flextok-tiny", "wavtokenizer-tiny", "xy-tokenizer-tiny", "tokenflow-tiny", "hieratok-tiny",
             "omnitokenizer-tiny", "vat-tiny"]
-
-
-def inputs(name: str, model: Tokenizer) -> torch.Tensor:
-    torch.manual_seed(1)
-    if name.startswith(("flextok", "tokenflow", "hieratok")):
-        s = model.config.image_size
-        return torch.rand(1, 3, s, s) * 2 - 1
-    if name.startswith("omnitokenizer"):
-        s = model.resolution
-        return torch.rand(1, 3, 5, s, s) - 0.5
-    if name.startswith("vat"):
-        xyz = F.normalize(torch.randn(1, model.config.num_points, 3), dim=-1) * 0.5
-        return torch.cat([xyz, xyz * 2], dim=-1)  # a sphere and its normals
-    if name.startswith("wavtokenizer"):
-        return torch.randn(1, 12000) * 0.3
-    return torch.randn(1, 16000) * 0.3
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -39,7 +22,7 @@ def test_compile_parts_are_the_modules_encode_and_decode_call(name):
         part = model.get_submodule(path)
         assert sum(p.numel() for p in part.parameters()) > 0, f"{path} holds no weights"
         part.register_forward_hook(lambda *_, path=path: calls.__setitem__(path, calls[path] + 1))
-    model.decode(model.encode(inputs(name, model)))
+    model.decode(model.encode(random_inputs(name, model)))
     assert all(calls.values()), f"never called as modules: {[p for p, n in calls.items() if not n]}"
 
 
@@ -70,7 +53,7 @@ def test_compile_networks_refuses_unknown_modes_and_families_without_parts():
 def test_compiled_tokenflow_matches_eager_and_follows_weight_changes():
     # Convolutions are where freezing pre-packs weights, so a stale copy would show here first.
     model = random_model("tokenflow-tiny")
-    x = inputs("tokenflow-tiny", model)
+    x = random_inputs("tokenflow-tiny", model)
     tokens = model.encode(x)
     image = model.decode(tokens)
     model.compile_networks()

@@ -4,26 +4,15 @@ fp32, outputs come back as fp32 close to the fp32 path; families without a bf16 
 
 import pytest
 import torch
-from random_models import random_model
+from random_models import random_inputs, random_model
 
 from tok.core.errors import TokError
-
-
-def inputs(name: str, model) -> torch.Tensor:
-    torch.manual_seed(1)
-    if name.startswith("tokenflow"):
-        s = model.config.image_size
-        return torch.rand(2, 3, s, s) * 2 - 1
-    if name.startswith("omnitokenizer"):
-        s = model.resolution
-        return torch.rand(1, 3, 5, s, s) - 0.5
-    return torch.randn(2, 16000) * 0.3
 
 
 @pytest.mark.parametrize("name", ["tokenflow-tiny", "omnitokenizer-tiny", "xy-tokenizer-tiny"])
 def test_cpu_bf16_runs_the_networks_in_bf16_and_stays_close(name):
     model = random_model(name)
-    x = inputs(name, model)
+    x = random_inputs(name, model, batch=2)
     reference = model.encode(x)
     exact = model.decode(reference)
     model.cpu_bf16 = True

@@ -101,9 +101,10 @@ class Tokenizer(nn.Module):
         from torch._inductor import list_mode_options
 
         modes = list_mode_options()
-        if (mode or "default") not in modes:
+        mode = mode or "default"
+        if mode not in modes:
             raise TokError(f"compile mode {mode!r}: expected one of {', '.join(sorted(modes))}")
-        options = {**modes[mode or "default"], "freezing": True}
+        options = {**modes[mode], "freezing": True}
         for path in self.compile_parts:
             self.get_submodule(path).compile(options=options)
         return self

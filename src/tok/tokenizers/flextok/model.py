@@ -33,6 +33,7 @@ from ...nn.attention import PrefixCausal
 from ...nn.embeddings import TimestepEmbedder, sincos_2d
 from ...nn.norm import affine_free_layer_norm
 from ...nn.transformer import AdaLNBlock, Block, modulate
+from ...nn.winograd import use_winograd
 from .config import FlexTokConfig, VAEConfig
 from .samplers import integrate
 
@@ -197,6 +198,9 @@ class VAE(nn.Module):
             norm_num_groups=config.norm_num_groups,
             mid_block_add_attention=config.mid_block_add_attention,
         )
+        # The decoder's 3x3 convolutions run as Winograd F(4x4, 3x3) on CPU (outputs within fp32
+        # rounding); the encoder's stay direct, since its latents are quantized.
+        use_winograd(self.vae.decoder)
 
     def encode(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """images (B, 3, H, W) in [-1, 1] -> scaled latents (B, C, H/f, W/f)."""

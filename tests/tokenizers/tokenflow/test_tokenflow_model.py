@@ -42,6 +42,27 @@ def test_one_index_minimises_the_summed_distances_of_the_normalised_halves():
     torch.testing.assert_close(q.ids_to_codes(out.ids), out.z_q)
 
 
+def test_row_blocks_keep_the_official_distances_bit_for_bit():
+    """The search in 64-row blocks with addmm gives the bits of the official one-product formula
+    |z|^2 + |e|^2 - 2 z.e over all rows (ids equal, every distance equal), so ties go the same way."""
+    from tok.tokenizers.tokenflow.quantizer import row_chunks, squared_distances
+
+    assert row_chunks(10, 64) == [10] and row_chunks(127, 64) == [127] and row_chunks(300, 64) == [64, 64, 64, 108]
+    torch.manual_seed(0)
+    q = DualCodebookQuantizer(4096, usage_size=64).eval()
+    e_sem, e_pix = q.codebooks()
+    z_sem, z_pix = F.normalize(torch.randn(301, 32), dim=-1), F.normalize(torch.randn(301, 8), dim=-1)
+
+    def official(z, e):
+        return torch.sum(z**2, dim=1, keepdim=True) + torch.sum(e**2, dim=1) - 2 * torch.einsum("bd,dn->bn", z, e.t())
+
+    expected = official(z_sem, e_sem) + official(z_pix, e_pix)
+    assert torch.equal(squared_distances(z_sem, e_sem), official(z_sem, e_sem))
+    blocks = [q.joint_distances(s, p, e_sem, e_pix) for s, p in zip(z_sem.split(row_chunks(301, 64)), z_pix.split(row_chunks(301, 64)))]
+    assert torch.equal(torch.cat(blocks), expected)
+    assert torch.equal(q.nearest(z_sem, z_pix, e_sem, e_pix), expected.argmin(1))
+
+
 def test_vq_losses_straight_through_and_usage():
     torch.manual_seed(1)
     q = DualCodebookQuantizer(16, semantic_dim=4, pixel_dim=2, beta=0.25, usage_size=32).train()

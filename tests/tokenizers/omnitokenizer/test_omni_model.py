@@ -168,3 +168,19 @@ def test_one_key_attention_returns_the_values_without_queries_and_keys(explicit)
         torch.testing.assert_close(attention(x, is_spatial=False), attention.attend(x, is_spatial=False), rtol=1e-6, atol=1e-6)
         longer = torch.randn(7, 3, 64)  # more keys: the full path, unchanged
         assert torch.equal(attention(longer, is_spatial=False), attention.attend(longer, is_spatial=False))
+
+
+def test_code_search_in_row_blocks_keeps_the_official_distances_bit_for_bit():
+    """Blocks of 64 rows with addmm give the ids and the exact distances of the official one-matrix
+    |z|^2 - 2 z.e + |e|^2 (ties resolve the same way)."""
+    from tok.tokenizers.omnitokenizer.codebook import Codebook
+
+    torch.manual_seed(0)
+    codebook = Codebook(1024, 8)
+    flat = torch.randn(301, 8)
+    codes = codebook.embeddings
+    official = (flat**2).sum(dim=1, keepdim=True) - 2 * flat @ codes.t() + (codes.t() ** 2).sum(dim=0, keepdim=True)
+    ids = codebook.nearest(flat)
+    assert torch.equal(ids, official.argmin(dim=1))
+    blocks = [torch.addmm((z**2).sum(1, keepdim=True), z, codes.t(), alpha=-2).add_((codes.t() ** 2).sum(0, keepdim=True)) for z in flat.split([64, 64, 64, 109])]
+    assert torch.equal(torch.cat(blocks), official)

@@ -45,9 +45,10 @@ def test_one_index_minimises_the_summed_distances_of_the_normalised_halves():
 def test_row_blocks_keep_the_official_distances_bit_for_bit():
     """The search in 64-row blocks with addmm gives the bits of the official one-product formula
     |z|^2 + |e|^2 - 2 z.e over all rows (ids equal, every distance equal), so ties go the same way."""
-    from tok.tokenizers.tokenflow.quantizer import row_chunks, squared_distances
+    from tok.core.quantize import row_blocks
+    from tok.tokenizers.tokenflow.quantizer import squared_distances
 
-    assert row_chunks(10, 64) == [10] and row_chunks(127, 64) == [127] and row_chunks(300, 64) == [64, 64, 64, 108]
+    assert row_blocks(10, 64) == [10] and row_blocks(127, 64) == [127] and row_blocks(300, 64) == [64, 64, 64, 108]
     torch.manual_seed(0)
     q = DualCodebookQuantizer(4096, usage_size=64).eval()
     e_sem, e_pix = q.codebooks()
@@ -58,7 +59,7 @@ def test_row_blocks_keep_the_official_distances_bit_for_bit():
 
     expected = official(z_sem, e_sem) + official(z_pix, e_pix)
     assert torch.equal(squared_distances(z_sem, e_sem), official(z_sem, e_sem))
-    blocks = [q.joint_distances(s, p, e_sem, e_pix) for s, p in zip(z_sem.split(row_chunks(301, 64)), z_pix.split(row_chunks(301, 64)))]
+    blocks = [q.joint_distances(s, p, e_sem, e_pix) for s, p in zip(z_sem.split(row_blocks(301, 64)), z_pix.split(row_blocks(301, 64)))]
     assert torch.equal(torch.cat(blocks), expected)
     assert torch.equal(q.nearest(z_sem, z_pix, e_sem, e_pix), expected.argmin(1))
 

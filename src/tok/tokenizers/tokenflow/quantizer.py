@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from einops import pack, unpack
 from torch import Tensor, nn
 
-from ...core.quantize import Quantizer, QuantizerOutput
+from ...core.quantize import Quantizer, QuantizerOutput, row_blocks
 
 
 def squared_distances(z: Tensor, codebook: Tensor, codebook_sq: Tensor | None = None) -> Tensor:
@@ -24,17 +24,6 @@ def squared_distances(z: Tensor, codebook: Tensor, codebook_sq: Tensor | None = 
     if codebook_sq is None:
         codebook_sq = codebook.pow(2).sum(1)
     return torch.addmm(z.pow(2).sum(1, keepdim=True) + codebook_sq, z, codebook.t(), alpha=-2)
-
-
-def row_chunks(n: int, chunk: int) -> list[int]:
-    """Sizes of consecutive row blocks of about `chunk` rows covering n rows, none smaller than
-    `chunk` unless n itself is: a short last block is merged into the one before. Why: BLAS picks
-    other kernels for products of a few rows (measured with MKL: 1-3, 5-7 and 9-11 rows sum in
-    another order), so a short block could round differently from the official code's one
-    product over all n rows; blocks of 12 or more rows give its bits exactly."""
-    if n < 2 * chunk:
-        return [n]
-    return [chunk] * (n // chunk - 1) + [chunk + n % chunk]
 
 
 def entropy_loss(affinity: Tensor, temperature: float = 0.01) -> Tensor:
@@ -102,7 +91,7 @@ class DualCodebookQuantizer(Quantizer):
         z_sem, z_pix, e_sem, e_pix = (t.float() for t in (z_sem, z_pix, e_sem, e_pix))
         with torch.no_grad(), torch.autocast(z_sem.device.type, enabled=False):
             squares = (e_sem.pow(2).sum(1), e_pix.pow(2).sum(1))
-            sizes = row_chunks(len(z_sem), self.chunk)
+            sizes = row_blocks(len(z_sem), self.chunk)
             return torch.cat(
                 [
                     self.joint_distances(s, p, e_sem, e_pix, squares).argmin(1)

@@ -32,7 +32,7 @@ _AT = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 
 TILE, WINDOW = 4, 6  # output tile side, input tile side (TILE + 3 - 1)
 
 # The transformed tiles of one strip (36 x tiles x C_in floats) are kept near this size, so that
-# the transforms and the 36 products work in the cache (8 MiB was best among 2-16 MiB measured).
+# the transforms and the 36 products work in the cache (8 MiB was the steadiest of 4-32 MiB measured).
 STRIP_BYTES = 8 << 20
 
 

@@ -78,13 +78,19 @@ def test_use_winograd_switches_only_eligible_convolutions_and_keeps_keys():
     fresh.load_state_dict(keys)  # a plain Conv2d checkpoint loads unchanged
 
 
-def test_winograd_path_is_taken_only_for_fp32_cpu_inference_on_big_maps(monkeypatch):
+@pytest.fixture
+def calls(monkeypatch):
+    """The input shapes of every `winograd_conv3x3` call made through `WinogradConv2d`."""
+    seen = []
+    real = winograd.winograd_conv3x3
+    monkeypatch.setattr(winograd, "winograd_conv3x3", lambda *a: seen.append(a[0].shape) or real(*a))
+    return seen
+
+
+def test_winograd_path_is_taken_only_for_fp32_cpu_inference_on_big_maps(calls):
     torch.manual_seed(3)
     conv = nn.Conv2d(32, 32, 3, padding=1)
     use_winograd(conv)
-    calls = []
-    real = winograd.winograd_conv3x3
-    monkeypatch.setattr(winograd, "winograd_conv3x3", lambda *a: calls.append(a[0].shape) or real(*a))
     # 256 tiles of 4x4 (one 64² map, or four 32² maps) take Winograd; 225 do not.
     big, small, batch = torch.randn(1, 32, 64, 64), torch.randn(1, 32, 60, 60), torch.randn(4, 32, 32, 32)
     expected = F.conv2d(big, conv.weight, conv.bias, padding=1)
@@ -105,13 +111,10 @@ def test_winograd_path_is_taken_only_for_fp32_cpu_inference_on_big_maps(monkeypa
     assert conv.weight.grad is not None
 
 
-def test_a_decoder_of_winograd_convolutions_stays_within_parity_tolerance(monkeypatch):
+def test_a_decoder_of_winograd_convolutions_stays_within_parity_tolerance(calls):
     """A residual stack like TokenFlow's pixel decoder: the error stays at fp32-rounding size."""
     from tok.tokenizers.tokenflow.pixel import Decoder
 
-    calls = []
-    real = winograd.winograd_conv3x3
-    monkeypatch.setattr(winograd, "winograd_conv3x3", lambda *a: calls.append(a[0].shape) or real(*a))
 
     torch.manual_seed(4)
     direct = Decoder(ch=32, ch_mult=(1, 2), num_res_blocks=1, z_channels=8).eval()

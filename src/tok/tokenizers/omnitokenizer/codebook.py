@@ -37,18 +37,23 @@ class Codebook(Quantizer):
     # elementwise pass a trip to memory.
     search_rows: int = 64
 
+    def distances(self, flat: Tensor, codes_sq: Tensor | None = None) -> Tensor:
+        """(M, D) -> (M, n_codes) squared distances in fp32: the official expansion
+        |z|^2 - 2 z.e + |e|^2 in its order of operations, bit for bit (`addmm` with alpha=-2
+        scales exactly). `codes_sq`: the (1, n_codes) |e|^2, when computed once for many calls."""
+        codes = self.embeddings.float()
+        if codes_sq is None:
+            codes_sq = (codes.t() ** 2).sum(dim=0, keepdim=True)
+        return torch.addmm((flat**2).sum(dim=1, keepdim=True), flat, codes.t(), alpha=-2).add_(codes_sq)
+
     def nearest(self, flat: Tensor) -> Tensor:
         """(M, D) -> (M,) ids of the nearest codes, in fp32 whatever the autocast state (a bf16
-        distance matmul changes ids). The official expansion |z|^2 - 2 z.e + |e|^2 in its order
-        of operations, bit for bit (`addmm` with alpha=-2 scales exactly), over row blocks
-        (`row_blocks`)."""
-        codes, flat = self.embeddings.float(), flat.float()
+        distance matmul changes ids), over row blocks (`row_blocks`)."""
+        flat = flat.float()
         with torch.autocast(flat.device.type, enabled=False):
-            codes_sq = (codes.t() ** 2).sum(dim=0, keepdim=True)
+            codes_sq = (self.embeddings.float().t() ** 2).sum(dim=0, keepdim=True)
             blocks = flat.split(row_blocks(len(flat), self.search_rows))
-            return torch.cat(
-                [torch.addmm((z**2).sum(dim=1, keepdim=True), z, codes.t(), alpha=-2).add_(codes_sq).argmin(dim=1) for z in blocks]
-            )
+            return torch.cat([self.distances(z, codes_sq).argmin(dim=1) for z in blocks])
 
     @torch.no_grad()
     def _init_from(self, flat: Tensor) -> None:

@@ -324,10 +324,13 @@ def run_wavtokenizer(args, device: torch.device, dtype: torch.dtype) -> list[dic
     # tok's bf16 timings use the switch users turn on (networks in bf16; the nearest-code search
     # and the ISTFT stay fp32), switched on only after the fp32 parity check.
     ours.cpu_bf16 = args.ours_dtype == torch.bfloat16
-    if args.ours_dtype != dtype:
+    ours.cpu_int8 = args.ours_int8
+    if args.ours_dtype != dtype or args.ours_int8:
         agree = (our_encode(audio).streams[0][:, 0].cpu() == official_ids).float().mean().item()
-        print(f"tok in {str(args.ours_dtype)[6:]} against the official in {args.dtype}: ids equal {agree:.2%} "
-              f"(audio-level effect: see README)", flush=True)
+        low = our_decode(tokens)
+        print(f"tok in {args.ours_label} against the official in {args.dtype}: ids equal {agree:.2%}; decoding the "
+              f"official ids: max |diff| {(low - reference).abs().max().item():.2e}, relative L2 error "
+              f"{((low - reference).norm() / reference.norm()).item():.2e} (audio-level effect: see README)", flush=True)
 
     print_header("x real time")
     rows = []
@@ -448,10 +451,14 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
     tolerance = 1e-4 * max(1.0, ref.abs().max().item()) if dtype == torch.float32 else 0.1 * ref.abs().max().item()
     if dtype == torch.float32 and (not ids_equal or diff > tolerance):
         raise SystemExit("outputs differ: not timing")
-    if args.ours_dtype != dtype:
+    if args.ours_int8:  # the decoder trunk's linears, as `FlexTok.cpu_int8` switches them (not the encoder's)
+        from tok.nn.int8 import use_int8
+
+        use_int8(our_dec)
+    if args.ours_dtype != dtype or args.ours_int8:
         with torch.inference_mode():
             ids, out = our_tokenize(x_enc[:2]), our_step(x_dec[:2], cond[:2])
-        print(f"tok in {str(args.ours_dtype)[6:]} against the official in {args.dtype}: FSQ ids equal {(ids_ref == ids).float().mean().item():.2%}, "
+        print(f"tok in {args.ours_label} against the official in {args.dtype}: FSQ ids equal {(ids_ref == ids).float().mean().item():.2%}, "
               f"decoder trunk max |diff| {(ref.float() - out.float()).abs().max().item():.2e} (image-level effect: see README)", flush=True)
 
     print_header("images/s")
@@ -499,6 +506,8 @@ def main() -> None:
     parser.add_argument("--ours-compile", nargs="?", const="default", metavar="MODE",
                         help="tok with `model.compile_networks(MODE)` (torch.compile with inductor freezing; MODE e.g. "
                              "reduce-overhead for CUDA graphs, default: default); the warm-up pays the compilation")
+    parser.add_argument("--ours-int8", action="store_true",
+                        help="tok with `model.cpu_int8 = True` (dynamic int8 Linear / Conv1d on CPU), switched on after the fp32 parity check")
     parser.add_argument("--flops", action="store_true",
                         help="count each side's FLOPs (one extra eager call per op and batch) and print the achieved TFLOP/s")
     parser.add_argument("--peak-tflops",
@@ -516,8 +525,9 @@ def main() -> None:
     sys.path.insert(0, str(source))
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     args.ours_dtype = getattr(torch, args.ours_dtype or args.dtype)
+    args.ours_label = "int8" if args.ours_int8 else str(args.ours_dtype)[6:]
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
-    print(f"model {args.model}, device {device}, dtype {args.dtype} (tok: {str(args.ours_dtype)[6:]}{f', compiled ({args.ours_compile})' if args.ours_compile else ''}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
+    print(f"model {args.model}, device {device}, dtype {args.dtype} (tok: {args.ours_label}{f', compiled ({args.ours_compile})' if args.ours_compile else ''}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"repeats {args.repeats}, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
     if args.peak_tflops == "auto":
         FLOPS.peak_tflops = measured_peak_tflops(device, args.ours_dtype)

@@ -232,18 +232,21 @@ def run_omnitokenizer(args, device: torch.device, dtype: torch.dtype) -> list[di
               f"(differing ids are float ties: worst relative distance gap {worst:.1e}), "
               f"decoded max |diff| {diff:.2e} (tolerance {tolerance:.1e})", flush=True)
         failed |= worst > 1e-5 or diff > tolerance
-        if dtype != torch.float32 or args.ours_dtype != torch.float32:
+        if dtype != torch.float32 or args.ours_dtype != torch.float32 or args.ours_int8:
+            ours.cpu_int8 = args.ours_int8
             ids_ref_d = official_encode(x, is_image) if dtype != torch.float32 else ids_ref
             ids_d = our_encode(x).streams[0]
             ref_d = official_decode(ids_ref, is_image).float() if dtype != torch.float32 else reference
             out_d = our_decode(ours.make_tokens([ids_ref])).float()
             out_d = out_d[:, :, 0] if is_image else out_d
             against_fp32 = f" (against the official fp32: {(ids_d.cpu() == ids_ref.cpu()).float().mean().item():.2%})" if dtype != torch.float32 else ""
-            print(f"  tok in {str(args.ours_dtype)[6:]} against the official in {args.dtype}: ids equal "
+            ours.cpu_int8 = False
+            print(f"  tok in {args.ours_label} against the official in {args.dtype}: ids equal "
                   f"{(ids_d.cpu() == ids_ref_d.cpu()).float().mean().item():.2%}{against_fp32}, decoded max |diff| "
                   f"{(out_d - ref_d).abs().max().item():.2e} on the official fp32 ids", flush=True)
     if failed:
         raise SystemExit("outputs differ: not timing")
+    ours.cpu_int8 = args.ours_int8
 
     rows = []
     sections = [("images/s", "image", images_all, True, 1)]

@@ -235,14 +235,15 @@ def run_tokenflow(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
           f"semantic {diffs['semantic']:.2e}, image {diffs['image']:.2e} (tolerance 1e-4)", flush=True)
     if equal < 1 or max(diffs.values()) > 1e-4:
         raise SystemExit("outputs differ: not timing")
-    if dtype != torch.float32 or args.ours_dtype != torch.float32:
+    ours.cpu_int8 = args.ours_int8
+    if dtype != torch.float32 or args.ours_dtype != torch.float32 or args.ours_int8:
         ids_ref_d = official_encode(x) if dtype != torch.float32 else ids_ref
         ids_d = flatten_scale_ids(our_encode(x).streams).cpu()
         # Ids per scale: a different id at one scale changes the residual of all finer ones.
         first = [int(torch.nonzero(row != ref).min()) if (row != ref).any() else None for row, ref in zip(ids_d, ids_ref.cpu())]
         sem_d, img_d = our_decode(ids_ref)
         ref_sem_d, ref_img_d = official_decode(ids_ref) if dtype != torch.float32 else (sem_ref, img_ref)
-        print(f"tok in {str(args.ours_dtype)[6:]} against the official in {args.dtype}: ids equal "
+        print(f"tok in {args.ours_label} against the official in {args.dtype}: ids equal "
               f"{(ids_d == ids_ref_d.cpu()).float().mean().item():.2%} (against official fp32 "
               f"{(ids_d == ids_ref.cpu()).float().mean().item():.2%}; first differing position per image: {first}), "
               f"decoded from the official fp32 ids: image max |diff| {(img_d.float() - ref_img_d.float()).abs().max().item():.2e}, "

@@ -242,19 +242,20 @@ def run_xy_tokenizer(args, device: torch.device, dtype: torch.dtype) -> list[dic
           f"(reference max |x| {reference.abs().max().item():.2e}; tolerance 1e-4 + 1e-3*|ref|: {within})", flush=True)
     if not ids_equal or not within:
         raise SystemExit("outputs differ: not timing")
-    if args.ours_dtype != torch.float32:
+    ours.cpu_int8 = args.ours_int8
+    if args.ours_dtype != torch.float32 or args.ours_int8:
         low_ids = our_encode(audio).streams[0].cpu()
         agree = (low_ids == official_ids).float().mean().item()
         first = (low_ids[:, 0] == official_ids[:, 0]).float().mean().item()
         low_diff = (our_decode(official_tokens)[:, : reference.shape[1]] - reference).abs().max().item()
-        print(f"tok in {str(args.ours_dtype)[6:]} against the official in fp32: ids equal {agree:.2%} "
+        print(f"tok in {args.ours_label} against the official in fp32: ids equal {agree:.2%} "
               f"(first codebook {first:.2%}); decoding the official ids: max |diff| {low_diff:.2e}", flush=True)
 
     print_header("x real time")
     rows = []
     for batch in args.batches:
         audio = audio_all[:batch].to(device)
-        if batch == biggest and dtype == torch.float32 and args.ours_dtype == torch.float32:
+        if batch == biggest and dtype == torch.float32 and args.ours_dtype == torch.float32 and not args.ours_int8:
             official_codes, our_tokens = codes_list, tokens  # already computed by the parity check
         else:
             official_codes, our_tokens = official_encode(audio), our_encode(audio)

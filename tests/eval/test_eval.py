@@ -55,7 +55,10 @@ def test_evaluate_writes_metrics_report_and_resumes(photos, tmp_path, tiny_flext
     with pytest.raises(TokError, match="other cpu_bf16"):
         tok.evaluate(model, photos, ["psnr"], out=run, cpu_bf16=True)
     model.cpu_bf16 = False
-    assert summary["options"]["cpu_bf16"] is False
+    with pytest.raises(TokError, match="other cpu_int8"):
+        tok.evaluate(model, photos, ["psnr"], out=run, cpu_int8=True)
+    model.cpu_int8 = False
+    assert summary["options"]["cpu_bf16"] is False and summary["options"]["cpu_int8"] is False
 
 
 def test_cpu_bf16_runs_are_recorded_and_refused_for_families_without_it(photos, tmp_path, tiny_flextok_weights):
@@ -64,6 +67,14 @@ def test_cpu_bf16_runs_are_recorded_and_refused_for_families_without_it(photos, 
     assert json.loads((tmp_path / "bf16" / "run.json").read_text())["cpu_bf16"] is True
     result = CliRunner().invoke(main, ["eval", "--model", "hieratok-small", "--data", str(photos), "--out", str(tmp_path / "h"), "--cpu-bf16"])
     assert result.exit_code == 1 and "has no bf16 CPU inference path" in result.output, result.output
+
+
+def test_cpu_int8_runs_are_recorded(photos, tmp_path, tiny_flextok_weights):
+    result = CliRunner().invoke(main, ["eval", "--model", "flextok-tiny", "--weights", str(tiny_flextok_weights), "--data", str(photos),
+                                       "--out", str(tmp_path / "int8"), "--metrics", "psnr", "--steps", "1", "--cpu-int8"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "int8" / "run.json").read_text())["cpu_int8"] is True
+    assert json.loads((tmp_path / "int8" / "metrics.json").read_text())["options"]["cpu_int8"] is True
 
 
 def test_interrupted_run_resumes_without_redoing_items(photos, tmp_path, tiny_flextok_weights, monkeypatch):

@@ -77,10 +77,34 @@ class Tokenizer(nn.Module):
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return nullcontext()
 
-    # The network parts `compile_networks` hands to torch.compile: paths of submodules that the
-    # model calls as modules (a compiled module only speeds up `module(...)`, not its other
-    # methods). Empty: the family has no compile path.
+    # The network parts `compile_networks` hands to torch.compile and `cpu_int8` switches: paths
+    # of submodules that the model calls as modules (a compiled module only speeds up
+    # `module(...)`, not its other methods). Empty: the family has neither path.
     compile_parts: ClassVar[tuple[str, ...]] = ()
+
+    # Opt-in int8 matrix products for CPU inference (`tok.nn.int8`): the plain Linear and Conv1d
+    # layers of the network parts run fbgemm's dynamic int8 kernels in fp32 CPU inference. For
+    # CPUs without native bf16, where fp32 products bound the transformer and Vocos decoders;
+    # it changes outputs more than bf16 (README lists the measured quality change). Code searches
+    # stay fp32. Off by default. `int8_parts` narrows it where a part's ids are too sensitive
+    # (None: all of `compile_parts`).
+    int8_parts: ClassVar[tuple[str, ...] | None] = None
+    _cpu_int8: bool = False
+
+    @property
+    def cpu_int8(self) -> bool:
+        return self._cpu_int8
+
+    @cpu_int8.setter
+    def cpu_int8(self, on: bool) -> None:
+        parts = self.compile_parts if self.int8_parts is None else self.int8_parts
+        if on and not parts:
+            raise TokError(f"{self.name} has no int8 CPU inference path")
+        from ..nn.int8 import use_int8
+
+        for path in parts:
+            use_int8(self.get_submodule(path), bool(on))
+        self._cpu_int8 = bool(on)
 
     def compile_networks(self, mode: str | None = None) -> Tokenizer:
         """Compile the network parts in place with torch.compile (inductor) for inference.

@@ -148,6 +148,7 @@ class Run:
             "num_tokens": self.num_tokens,
             "decode": self.decode_opts,
             "cpu_bf16": self.tokenizer.cpu_bf16,
+            "cpu_int8": self.tokenizer.cpu_int8,
             "pfid": self.pfid if "pfid" in self.metrics else None,
         }
 
@@ -159,7 +160,8 @@ class Run:
                 previous = json.loads(run_file.read_text())
             except json.JSONDecodeError as e:
                 raise TokError(f"{run_file}: corrupt run description ({e})") from None
-            previous.setdefault("cpu_bf16", False)  # runs written before the switch existed
+            previous.setdefault("cpu_bf16", False)  # runs written before the switches existed
+            previous.setdefault("cpu_int8", False)
             changed = [k for k in identity if k != "pfid" and previous.get(k) != identity[k]]
             if previous.get("pfid") not in (None, identity["pfid"]) and identity["pfid"] is not None:
                 changed.append("pfid")
@@ -372,6 +374,7 @@ def evaluate(
     pfid_delta: int = 10,
     pfid_seed: int = 0,
     cpu_bf16: bool = False,
+    cpu_int8: bool = False,
     compile_networks: bool = False,
     report: bool = True,
     progress: bool = False,
@@ -382,7 +385,8 @@ def evaluate(
     `metric_weights` may name files for the metric networks: {"inception": path, "lpips": path,
     "lpips_net": "alex"|"vgg"|"squeeze", "device": ...}. Without `out` the run lives in a
     temporary folder that is removed afterwards. `cpu_bf16` turns on the model's opt-in bf16 CPU
-    inference (an error for families without one); it is part of the run's identity.
+    inference (an error for families without one), `cpu_int8` its int8 one; both are part of the
+    run's identity.
     `compile_networks` runs `tokenizer.compile_networks()` first (outputs equal to float rounding,
     so not part of the identity; recorded in the options)."""
     from ..api import load
@@ -390,6 +394,8 @@ def evaluate(
     tokenizer = load(model, weights, device) if isinstance(model, str) else model
     if cpu_bf16:
         tokenizer.cpu_bf16 = True
+    if cpu_int8:
+        tokenizer.cpu_int8 = True
     if compile_networks and not tokenizer.compiled:
         tokenizer.compile_networks()
     names = parse_metrics(metrics, tokenizer.modality)
@@ -420,7 +426,7 @@ def evaluate(
         "modality": tokenizer.modality,
         "dataset": {"path": str(data), "digest": run.digest, "count": len(files)},
         "options": {"num_tokens": run.num_tokens, "decode": run.decode_opts, "batch_size": batch_size, "cpu_bf16": tokenizer.cpu_bf16,
-                    "compiled": tokenizer.compiled},
+                    "cpu_int8": tokenizer.cpu_int8, "compiled": tokenizer.compiled},
         "metrics": results,
         "items_reconstructed_this_session": done_now,
         "seconds": round(time.time() - started, 2),

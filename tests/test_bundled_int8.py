@@ -46,6 +46,7 @@ def test_int8_keeps_the_image_psnr(name):
     ids = torch.cat([s.flatten() for s in tokens.streams])
     fast_ids = torch.cat([s.flatten() for s in fast_tokens.streams])
     assert (ids == fast_ids).float().mean() > 0.8
+
     def image(x):  # OmniTokenizer's postprocess gives (B, frames, 3, H, W)
         x = model.postprocess(x)
         return x[:, 0] if x.ndim == 5 else x

@@ -13,10 +13,12 @@ from tok.core.tokenizer import Tokenizer
 
 pytestmark = pytest.mark.skipif(not int8.int8_supported(), reason="needs fbgemm (x86)")
 
-# family -> whether its decoder has int8 layers that change the random model's output (FlexTok's
-# zero-initialised output layer and TokenFlow's convolutional pixel decoder do not).
-FAMILIES = {"flextok-tiny": False, "wavtokenizer-tiny": True, "xy-tokenizer-tiny": True, "tokenflow-tiny": False,
-            "hieratok-tiny": True, "omnitokenizer-tiny": True, "vat-tiny": True}
+# family -> bound on the decoded change, relative to the output's max. None: the random decode
+# does not change (FlexTok's zero-initialised output layer; TokenFlow's pixel decoder is
+# convolutional). inf: only "it changed", since a random Vocos head exponentiates log-magnitudes,
+# which magnifies any change (the trained model's STOI change is measured in README).
+FAMILIES = {"flextok-tiny": None, "wavtokenizer-tiny": float("inf"), "xy-tokenizer-tiny": 0.1, "tokenflow-tiny": None,
+            "hieratok-tiny": 0.1, "omnitokenizer-tiny": 0.1, "vat-tiny": 0.1}
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -42,20 +44,5 @@ def test_cpu_int8_switches_the_networks_and_back(name, monkeypatch):
     equal = torch.cat([(a == b).flatten().float() for a, b in zip(fast.streams, reference.streams)]).mean()
     assert equal > 0.5, f"only {equal:.0%} of the ids survive int8"
     assert recon.shape == exact.shape and recon.dtype == exact.dtype and torch.isfinite(recon).all()
-    if FAMILIES[name] and name != "wavtokenizer-tiny":
-        assert 0 < (recon - exact).abs().max() < 0.1 * exact.abs().max()
-    elif name == "wavtokenizer-tiny":
-        # Random Vocos heads exponentiate the log-magnitudes, which magnifies any change; the
-        # trained model's STOI change is measured in README. Here: int8 ran and changed the audio.
-        assert (recon - exact).abs().max() > 0
-
-
-def test_a_model_without_network_parts_refuses_int8():
-    class Plain(Tokenizer):
-        modality = "image"
-
-    plain = Plain(None)
-    plain.cpu_int8 = False  # switching off is always possible
-    with pytest.raises(TokError, match="plain has no int8 CPU inference path"):
-        plain.cpu_int8 = True
-    assert plain.cpu_int8 is False
+    if FAMILIES[name] is not None:
+        assert 0 < (recon - exact).abs().max() < FAMILIES[name] * exact.abs().max()

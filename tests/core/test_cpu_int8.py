@@ -46,3 +46,14 @@ def test_cpu_int8_switches_the_networks_and_back(name, monkeypatch):
     assert recon.shape == exact.shape and recon.dtype == exact.dtype and torch.isfinite(recon).all()
     if FAMILIES[name] is not None:
         assert 0 < (recon - exact).abs().max() < FAMILIES[name] * exact.abs().max()
+
+
+def test_a_model_without_network_parts_refuses_int8():
+    class Plain(Tokenizer):
+        modality = "image"
+
+    plain = Plain(None)
+    plain.cpu_int8 = False  # switching off is always possible
+    with pytest.raises(TokError, match="plain has no int8 CPU inference path"):
+        plain.cpu_int8 = True
+    assert plain.cpu_int8 is False

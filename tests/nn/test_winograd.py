@@ -115,7 +115,6 @@ def test_a_decoder_of_winograd_convolutions_stays_within_parity_tolerance(calls)
     """A residual stack like TokenFlow's pixel decoder: the error stays at fp32-rounding size."""
     from tok.tokenizers.tokenflow.pixel import Decoder
 
-
     torch.manual_seed(4)
     direct = Decoder(ch=32, ch_mult=(1, 2), num_res_blocks=1, z_channels=8).eval()
     fast = Decoder(ch=32, ch_mult=(1, 2), num_res_blocks=1, z_channels=8).eval()

@@ -26,11 +26,20 @@ What is compared
   of audio per wall second, summed over the batch).
 * flextok-<preset>: the official model is assembled by hydra from the Hub config, which this
   script does not download. It times the components that carry the compute at the preset's
-  sizes instead: **tokenize** = encoder trunk (official `FlexTransformer`, SDPA path, with the
-  `causal_last` mask over patches + registers) + FSQ on a shared linear read-out; **detokenize
-  step** = one decoder trunk pass (official `FlexTransformer` with 2-way AdaLN over
-  [patches, registers]). The VAE (diffusers' AutoencoderKL in both) is excluded. Throughput
-  is images/s.
+  sizes instead, images/s: the **encoder trunk** (official `FlexTransformer` with the
+  `causal_last` mask over patches + registers) + FSQ on a shared linear read-out; one **decoder
+  trunk pass** (official `FlexTransformer` with 2-way AdaLN over [patches, registers]); and the
+  **VAE encode / decode** (the official `StableDiffusionVAE` wrapper, built from its own base
+  config, posterior mode). A tokenize is VAE encode + encoder trunk; a detokenize is `steps`
+  decoder passes + VAE decode. Two more decoder rows: **guided** (classifier-free guidance, the
+  official README's setting: the conditional and the null pass as one batch of 2B in the
+  official, the null pass with its identical registers collapsed into one in tok, see
+  `FlexTokDecoder.collapse`) and a **`--kept-tokens` k decode** (the official runs all
+  registers, the masked ones included; tok k + 1). By default the official trunks take one
+  row per image and SDPA (the same math as tok); `--official-packed` runs them as the official
+  model does, a batch packed by its `BlockWiseSequencePacker` into one sequence with a
+  block-diagonal mask, and `--official-flex` (implies packed) with its default compiled
+  flex_attention instead of the SDPA fallback.
 
 Peak memory: on CPU, the peak increase of the process's resident set size (RSS, read from
 /proc/self/statm every 2 ms by a sampling thread) over its value before the call, with glibc's
@@ -351,28 +360,31 @@ def run_wavtokenizer(args, device: torch.device, dtype: torch.dtype) -> list[dic
 def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
     from functools import partial
 
-    from flextok.model.preprocessors.flex_seq_packing import expand_emb_per_subseq
+    from flextok.model.postprocessors.seq_unpacking import SequenceUnpacker
+    from flextok.model.preprocessors.flex_seq_packing import BlockWiseSequencePacker, expand_emb_per_subseq
     from flextok.model.trunks.transformers import FlexTransformer
     from flextok.regularizers.quantize_fsq import FSQ
+    from flextok.vae_wrapper import StableDiffusionVAE
 
     from tok.core.quantize import FSQQuantizer
     from tok.core.weights import load_strict
     from tok.nn.attention import PrefixCausal
     from tok.nn.transformer import AdaLNBlock, Block
     from tok.tokenizers.flextok import preset
-    from tok.tokenizers.flextok.model import MUP_SCALE, FlexTokEncoder, Transformer
+    from tok.tokenizers.flextok.model import MUP_SCALE, VAE, FlexTokDecoder, FlexTokEncoder, Transformer, last_key_repeated
 
     config = preset(args.model.split("-", 1)[1])
     patches, registers = config.num_patches, config.num_registers
     length = patches + registers
     levels = list(config.fsq_levels)
     torch.manual_seed(0)
+    args.official_packed |= args.official_flex  # flex_attention takes the packer's BlockMask, not a dense mask
 
     def no_flex(module):
-        # The official trunk uses flex_attention on GPU; its SDPA path takes the same mask.
+        # The official trunk defaults to flex_attention; its SDPA path takes the same mask.
         for m in module.modules():
             if hasattr(m, "use_flex_attention"):
-                m.use_flex_attention = device.type == "cuda" and args.official_flex
+                m.use_flex_attention = args.official_flex
         return module
 
     def randomize(module):
@@ -386,7 +398,7 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
     ))).eval()
     official_dec = no_flex(randomize(FlexTransformer(
         "x", "y", dim=config.decoder_dim, depth=config.decoder_depth, head_dim=config.head_dim,
-        adaLN_emb_read_key="c", adaLN_packing_fn_read_key="pack", adaLN_expansion=2,
+        adaLN_emb_read_key="c", adaLN_packing_fn_read_key="pack", adaLN_expansion=2, block_mask_read_key="mask",
     ))).eval()
     official_fsq = FSQ("z", "q", "ids", levels=levels).eval()
     our_enc = Transformer([Block(config.encoder_dim, config.head_dim, attn_scale=MUP_SCALE / config.head_dim)
@@ -397,7 +409,13 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
     load_strict(our_dec, official_dec.state_dict(), "official decoder trunk")
     our_fsq = FSQQuantizer(tuple(levels))
     readout = torch.nn.Linear(config.encoder_dim, len(levels)).eval()  # shared, stands in for enc_to_latents
-    for m in (official_enc, official_dec, our_enc, our_dec, readout):
+    # The VAE: the official wrapper builds diffusers' AutoencoderKL from its own base config
+    # without the Hub when no path is given; ours takes its weights (posterior mode in both).
+    official_vae = randomize(StableDiffusionVAE("img", "z", "z", "rec", latent_channels=config.vae.latent_channels,
+                                                scaling_factor=config.vae.scaling_factor, sample_posterior=False)).eval()
+    our_vae = VAE(config.vae).eval()
+    load_strict(our_vae, official_vae.state_dict(), "official VAE")
+    for m in (official_enc, official_dec, official_vae, our_enc, our_dec, our_vae, readout):
         m.to(device).requires_grad_(False)
     if args.ours_compile:  # called block by block here, so each block is compiled (FlexTok.compile_networks: whole trunks)
         from torch._inductor import list_mode_options
@@ -407,9 +425,29 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
     mask = FlexTokEncoder.attention_mask(patches, registers).to(device)
     pack = partial(expand_emb_per_subseq, packed_shapes_list=[[torch.Size([patches]), torch.Size([registers])]])
 
+    # --official-packed: a batch runs as the official model runs it, packed by its own
+    # BlockWiseSequencePacker into one [1, N, D] sequence (N = B*L padded to a multiple of 128)
+    # with a block-diagonal mask (materialized for SDPA, or a flex BlockMask), then unpacked.
+    def official_packer(mode, emb_key=None):
+        return BlockWiseSequencePacker(["p", "r"], "x", "mask", "inner", "outer", mask_mode=mode, pad_to_multiple=128,
+                                       emb_packing_fn_write_key=emb_key, per_subseq_embs=emb_key is not None,
+                                       return_materialized_mask=not args.official_flex)
+
+    enc_packer, dec_packer = official_packer("causal_last"), official_packer("full", "pack")
+    unpacker = SequenceUnpacker("y", ["p", "r"], "inner", "outer")
+
+    def official_packed(trunk, packer, x, extra=None):
+        rows = x.unsqueeze(1)  # the official model's inputs are lists of [1, n, D] tensors, one per image
+        data = packer({"p": [r[:, :patches] for r in rows], "r": [r[:, patches:] for r in rows], **(extra or {})})
+        data = unpacker(trunk(data))
+        return torch.cat([torch.cat(pair, dim=1) for pair in zip(data["p"], data["r"])])
+
     def official_tokenize(x):
         with torch.inference_mode(), autocast(device, dtype):
-            y = official_enc({"x": x, "mask": mask})["y"]
+            if args.official_packed:
+                y = official_packed(official_enc, enc_packer, x)
+            else:
+                y = official_enc({"x": x, "mask": mask})["y"]
             z = readout(y[:, patches:]).float() * 3
         return official_fsq.forward_z(z)[1]
 
@@ -422,16 +460,44 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
 
     def official_step(x, cond):
         with torch.inference_mode(), autocast(device, dtype):
-            # The official model packs a batch into one sequence ([1, B*L, D], block-diagonal
-            # mask); here rows stay separate ([B, L, D], the same math without the B^2 mask), so
-            # the official AdaLN expansion is applied per row and reshaped back.
-            return official_dec({"x": x, "c": cond, "pack": partial(batched_pack, batch=x.shape[0])})["y"]
+            if args.official_packed:
+                return official_packed(official_dec, dec_packer, x, {"c": cond})
+            # By default rows stay separate ([B, L, D], the same math without the packed
+            # sequence's (B*L)^2 mask), so the official AdaLN expansion is applied per row and
+            # reshaped back.
+            return official_dec({"x": x, "c": cond, "pack": partial(batched_pack, batch=x.shape[0]), "mask": None})["y"]
 
-    def our_step(x, cond, dtype=args.ours_dtype):
+    def our_step(x, cond, dtype=args.ours_dtype, kept=registers):
+        # kept < registers: a kept-token decode, the masked registers collapsed into one
+        # (FlexTokDecoder.collapse; the official always runs all of them). Returns the patches.
+        x, repeats = FlexTokDecoder.collapse(x, patches + kept)
+        key_bias = last_key_repeated(x, repeats)
         with torch.inference_mode(), autocast(device, dtype):
             for block in our_dec.blocks:
-                x = block(x, cond, (patches, registers))
-            return x
+                x = block(x, cond, (patches, x.shape[1] - patches), key_bias)
+            return x[:, :patches]
+
+    def official_guided_step(x, cond):  # guidance: conditional and null passes as one batch of 2B
+        return official_step(torch.cat([x, x]), torch.cat([cond, cond]))
+
+    def our_guided_step(x, cond, dtype=args.ours_dtype):  # the null pass with its registers collapsed
+        return torch.cat([our_step(x, cond, dtype), our_step(x, cond, dtype, kept=0)])
+
+    def official_vae_encode(images):
+        with torch.inference_mode(), autocast(device, dtype):
+            return official_vae.encode({"img": images})["z"]
+
+    def our_vae_encode(images, dtype=args.ours_dtype):
+        with torch.inference_mode(), autocast(device, dtype):
+            return our_vae.encode(images)
+
+    def official_vae_decode(latents):
+        with torch.inference_mode(), autocast(device, dtype):
+            return official_vae.decode({"z": latents})["rec"]
+
+    def our_vae_decode(latents, dtype=args.ours_dtype):
+        with torch.inference_mode(), autocast(device, dtype):
+            return our_vae.decode(latents)
 
     def batched_pack(emb, batch):
         return pack.func(emb, packed_shapes_list=[[torch.Size([patches]), torch.Size([registers])]] * batch).reshape(batch, length, -1)
@@ -440,16 +506,25 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
     x_enc = torch.randn(biggest, length, config.encoder_dim, device=device)
     x_dec = torch.randn(biggest, length, config.decoder_dim, device=device)
     cond = torch.randn(biggest, config.decoder_dim, device=device)
+    images = torch.rand(biggest, 3, config.image_size, config.image_size, device=device) * 2 - 1
+    latents = torch.randn(biggest, config.vae.latent_channels, config.latent_size, config.latent_size, device=device)
     # Parity with both sides in --dtype; tok's own dtype (if different) is compared after it.
     with torch.inference_mode():
         ids_ref, ids = official_tokenize(x_enc[:2]), our_tokenize(x_enc[:2], dtype)
-        ref, out = official_step(x_dec[:2], cond[:2]), our_step(x_dec[:2], cond[:2], dtype)
+        ref, out = official_step(x_dec[:2], cond[:2])[:, :patches], our_step(x_dec[:2], cond[:2], dtype)
+        # The collapsed passes against the official on inputs whose masked registers are identical.
+        x_masked = x_dec[:2].clone()
+        x_masked[:, patches + args.kept_tokens:] = x_masked[:, -1:]
+        ref_kept, kept_out = official_step(x_masked, cond[:2])[:, :patches], our_step(x_masked, cond[:2], dtype, args.kept_tokens)
+        z_ref, z = official_vae_encode(images[:1]), our_vae_encode(images[:1], dtype)
+        rec_ref, rec = official_vae_decode(latents[:1]), our_vae_decode(latents[:1], dtype)
     ids_equal = torch.equal(ids_ref.cpu(), ids.cpu())
-    diff = (ref.float() - out.float()).abs().max().item()
-    print(f"parity ({args.dtype}, batch 2): FSQ ids equal: {ids_equal} (mismatched {(ids_ref != ids).float().mean().item():.2%}), "
-          f"decoder trunk max |diff| {diff:.2e}", flush=True)
-    tolerance = 1e-4 * max(1.0, ref.abs().max().item()) if dtype == torch.float32 else 0.1 * ref.abs().max().item()
-    if dtype == torch.float32 and (not ids_equal or diff > tolerance):
+    diffs = {name: (a.float() - b.float()).abs().max().item() / max(1.0, a.abs().max().item())
+             for name, a, b in (("decoder trunk", ref, out), (f"collapsed {args.kept_tokens}-token pass", ref_kept, kept_out),
+                                ("VAE latents", z_ref, z), ("VAE image", rec_ref, rec))}
+    print(f"parity ({args.dtype}, batch 2; VAE batch 1): FSQ ids equal: {ids_equal} (mismatched {(ids_ref != ids).float().mean().item():.2%}), "
+          + ", ".join(f"{name} max |diff| {d:.2e}" for name, d in diffs.items()) + " (relative to max(1, max |official|))", flush=True)
+    if dtype == torch.float32 and (not ids_equal or max(diffs.values()) > 1e-4):
         raise SystemExit("outputs differ: not timing")
     if args.ours_int8:  # the decoder trunk's linears, as `FlexTok.cpu_int8` switches them (not the encoder's)
         from tok.nn.int8 import use_int8
@@ -468,6 +543,11 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
         rows += time_ops({
             "enc trunk+FSQ": {"official": lambda x=xe: official_tokenize(x), "tok": lambda x=xe: our_tokenize(x)},
             "dec trunk pass": {"official": lambda x=xd, c=c: official_step(x, c), "tok": lambda x=xd, c=c: our_step(x, c)},
+            "dec pass, guided": {"official": lambda x=xd, c=c: official_guided_step(x, c), "tok": lambda x=xd, c=c: our_guided_step(x, c)},
+            f"dec pass, {args.kept_tokens} tokens": {"official": lambda x=xd, c=c: official_step(x, c),
+                                                     "tok": lambda x=xd, c=c: our_step(x, c, kept=args.kept_tokens)},
+            "VAE encode": {"official": lambda x=images[:batch]: official_vae_encode(x), "tok": lambda x=images[:batch]: our_vae_encode(x)},
+            "VAE decode": {"official": lambda z=latents[:batch]: official_vae_decode(z), "tok": lambda z=latents[:batch]: our_vae_decode(z)},
         }, batch, batch, "images/s", args.repeats, device)
     return rows
 
@@ -476,7 +556,7 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
 def print_header(unit: str) -> None:
     flops = f" {'official TFLOP/s':>16} {'tok TFLOP/s':>11} {'FLOPs tok/official':>18}" if FLOPS.count else ""
     share = f" {'tok % of peak':>13}" if FLOPS.count and FLOPS.peak_tflops else ""
-    print(f"{'op':<15} {'batch':>5} {'official ' + unit:>22} {'tok ' + unit:>18} {'tok/official':>12} "
+    print(f"{'op':<20} {'batch':>5} {'official ' + unit:>22} {'tok ' + unit:>18} {'tok/official':>12} "
           f"{'official peak MiB':>17} {'tok peak MiB':>12}{flops}{share}", flush=True)
 
 
@@ -484,7 +564,7 @@ def print_row(row: dict) -> None:
     flops = (f" {row['official_tflops']:>16.4f} {row['tok_tflops']:>11.4f} {row['flop_ratio']:>18.2f}"
              if "tok_tflops" in row else "")
     share = f" {100 * row['tok_tflops'] / FLOPS.peak_tflops:>12.1f}%" if "tok_tflops" in row and FLOPS.peak_tflops else ""
-    print(f"{row['op']:<15} {row['batch']:>5} {row['official_rate']:>22.3f} {row['tok_rate']:>18.3f} "
+    print(f"{row['op']:<20} {row['batch']:>5} {row['official_rate']:>22.3f} {row['tok_rate']:>18.3f} "
           f"{row['tok_rate'] / row['official_rate']:>11.2f}x {row['official_mib']:>17.0f} {row['tok_mib']:>12.0f}{flops}{share}", flush=True)
 
 
@@ -513,7 +593,13 @@ def main() -> None:
     parser.add_argument("--peak-tflops",
                         help="the device's peak TFLOP/s in --ours-dtype (e.g. ~790 for an H100's dense bf16), or `auto` to measure "
                              "a dense matrix product first; prints tok's share of it (implies --flops)")
-    parser.add_argument("--official-flex", action="store_true", help="FlexTok on CUDA: let the official trunk use flex_attention")
+    parser.add_argument("--official-flex", action="store_true",
+                        help="FlexTok: let the official trunk use flex_attention (compiled; its default) instead of its SDPA path")
+    parser.add_argument("--kept-tokens", type=int, default=16,
+                        help="FlexTok: the token count of the k-token decoder pass row (the official runs all registers)")
+    parser.add_argument("--official-packed", action="store_true",
+                        help="FlexTok: run the official trunks on a batch as the official model does, packed into one "
+                             "sequence with a block-diagonal mask (default: one row per image, the same math without it)")
     args = parser.parse_args()
     # The family modules import this one by name: let them share this instance (and its FLOPS).
     sys.modules.setdefault("vs_official", sys.modules[__name__])

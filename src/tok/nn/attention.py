@@ -63,7 +63,8 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor | PrefixCausal | None = None) -> Tensor:
         """x: (B, L, D); mask: (L, L) or (B, 1, L, L) boolean, True where a query may attend a
-        key, or a `PrefixCausal` pattern."""
+        key, an additive float bias broadcastable to (B, H, L, L) (e.g. a per-key (1, L)), or a
+        `PrefixCausal` pattern."""
         split = "b l (h d) -> b h l d"
         q = self.q_norm(rearrange(self.wq(x), split, h=self.num_heads))
         k = self.k_norm(rearrange(self.wk(x), split, h=self.num_heads))

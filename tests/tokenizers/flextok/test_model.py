@@ -1,9 +1,11 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
 from tok.core import TokError, Tokens
 from tok.tokenizers.flextok import FlexTok, preset
-from tok.tokenizers.flextok.model import FlexTokEncoder
+from tok.tokenizers.flextok.model import FlexTokDecoder, FlexTokEncoder
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +100,45 @@ def test_guidance_paths(model, images):
     scheduled = model.decode(tokens, steps=2, guidance=lambda t: 1.0)
     assert not torch.allclose(plain, cfg) and not torch.allclose(cfg, apg)
     torch.testing.assert_close(scheduled, plain)
+
+
+@pytest.mark.parametrize("kept", [0, 1, 7, 14])
+def test_collapsed_registers_give_the_full_sequence_velocity(model, kept):
+    torch.manual_seed(0)
+    decoder = FlexTokDecoder(replace(model.config, decoder_depth=3)).eval()  # identical through several blocks
+    for name, p in decoder.named_parameters():
+        if "adaLN_modulation" in name or "dec_to_patches" in name:
+            torch.nn.init.normal_(p, std=0.02)
+    noised, t = torch.randn(2, 16, 8, 8), torch.tensor([0.3, 0.8])
+    codes = torch.randn(2, 16, len(model.config.fsq_levels))
+    keep_k = torch.full((2,), max(kept, 1))
+    registers = decoder.condition(codes, keep_k, torch.tensor([kept == 0] * 2))  # kept 0: the null condition
+    short, repeats = decoder.collapse(registers, kept)
+    assert short.shape[1] == kept + 1 and repeats == 16 - kept
+    with torch.inference_mode():
+        full = decoder(noised, t, registers)
+        collapsed = decoder(noised, t, short, repeats)
+        wrong = decoder(noised, t, short)  # the key counted once: a different velocity
+    torch.testing.assert_close(collapsed, full, atol=1e-5, rtol=1e-5)
+    assert (wrong - full).abs().max() > 1e-4  # 10x the tolerance above
+
+
+def test_collapse_keeps_a_full_register_set(model):
+    registers = torch.randn(2, 16, 8)
+    short, repeats = model.decoder.collapse(registers, 16)
+    assert short is registers and repeats == 1
+
+
+@pytest.mark.parametrize("num_tokens, guidance", [(4, 1.0), (4, 3.0), (16, 3.0)])
+def test_decode_with_collapsed_registers_matches_the_full_decode(model, images, num_tokens, guidance):
+    tokens = model.encode(images, num_tokens=num_tokens)
+    fast = model.decode(tokens, steps=2, guidance=guidance, norm_guidance=True)
+    model.collapse_registers = False
+    try:
+        full = model.decode(tokens, steps=2, guidance=guidance, norm_guidance=True)
+    finally:
+        model.collapse_registers = True
+    torch.testing.assert_close(fast, full, atol=1e-5, rtol=1e-5)
 
 
 def test_batched_encode_equals_single(model, images):

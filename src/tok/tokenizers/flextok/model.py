@@ -254,6 +254,17 @@ class FlexTokEncoder(nn.Module):
         return md["enc_to_latents"](x[:, self.config.num_patches :])
 
 
+def last_key_repeated(x: Tensor, repeats: int) -> Tensor | None:
+    """Attention bias (1, L) (every query, per key) for x (B, L, D) whose last token stands for
+    `repeats` identical ones: a key present n times has n times the softmax weight, i.e. log(n)
+    added to its logit."""
+    if repeats == 1:
+        return None
+    bias = torch.zeros(1, x.shape[1], dtype=x.dtype, device=x.device)
+    bias[:, -1] = math.log(repeats)
+    return bias
+
+
 class FlexTokDecoder(nn.Module):
     """Rectified-flow transformer: predicts the velocity (noise - x0) of the noised latent from
     the (prefix-masked) register codes, with AdaLN-zero time conditioning per segment."""
@@ -288,15 +299,32 @@ class FlexTokDecoder(nn.Module):
         registers = md["dec_nested_dropout"](registers, keep_k)
         return md["dec_latent_dropout"](registers, null)
 
-    def forward(self, noised: Tensor, t: Tensor, registers: Tensor) -> Tensor:
-        """noised (B, C, h, w), t (B,) in [0, 1], registers (B, N, D) from `condition` -> velocity (B, C, h, w)."""
+    @staticmethod
+    def collapse(registers: Tensor, kept: int) -> tuple[Tensor, int]:
+        """Registers (B, N, D) whose positions `kept`..N-1 hold one identical vector (the nested-
+        dropout mask token, or with kept=0 the null condition) -> (registers[:, :kept + 1], N - kept).
+
+        Identical registers stay identical through every block (the same query, the same
+        segment's modulation, no position information after the input), so one of them, its key
+        counted N - kept times (`forward`'s `repeats`), gives the same patch velocities with
+        kept + 1 registers instead of N: the null pass of guidance runs 1 register instead of
+        256, a 16-token decode 17.
+        """
+        if kept >= registers.shape[1]:
+            return registers, 1
+        return registers[:, : kept + 1], registers.shape[1] - kept
+
+    def forward(self, noised: Tensor, t: Tensor, registers: Tensor, repeats: int = 1) -> Tensor:
+        """noised (B, C, h, w), t (B,) in [0, 1], registers (B, n, D) from `condition` (or
+        `collapse`d, the last one standing for `repeats` identical ones) -> velocity (B, C, h, w)."""
         md, cfg = self.module_dict, self.config
         patches = md["dec_patches_posemb_module"](md["dec_noise_patch_emb"](noised), cfg.grid_size)
         cond = md["dec_time_embedder"](t).to(patches.dtype)
         x = torch.cat([patches, registers.to(patches.dtype)], dim=1)
         lengths = (patches.shape[1], registers.shape[1])
+        key_bias = last_key_repeated(x, repeats)
         for block in md["dec_transformer"].blocks:
-            x = block(x, cond, lengths)
+            x = block(x, cond, lengths, key_bias)
         out = md["dec_to_patches"](x[:, : lengths[0]], cond)
         p = cfg.patch_size
         return rearrange(out, "b (h w) (p1 p2 c) -> b c (h p1) (w p2)", h=cfg.grid_size, p1=p, p2=p)
@@ -392,6 +420,10 @@ class FlexTok(Tokenizer):
     # Images per network pass in `encode` and `decode`: larger batches are split, so peak memory
     # stops growing with the batch (outputs are the same as in one pass).
     max_batch: int = 16
+    # Decoding runs the identical masked registers of a k-token decode, and guidance's null
+    # registers, as one register each (FlexTokDecoder.collapse); False runs all N, as the official
+    # code does (same outputs up to float rounding; for A/B timing and tests).
+    collapse_registers: bool = True
 
     def _autocast(self, x: Tensor):
         # bf16 on GPU for the transformer trunks; on CPU only with `cpu_bf16` (or an autocast
@@ -497,19 +529,24 @@ class FlexTok(Tokenizer):
         scale_at = guidance if callable(guidance) else (lambda t: guidance)
         use_cfg = callable(guidance) or guidance != 1.0
         no_null = torch.zeros(batch, dtype=torch.bool, device=device)
+        kept = int(keep_k.max()) if bool((keep_k == keep_k.max()).all()) else self.config.num_registers
         with self._autocast(x):
             registers = self.decoder.condition(codes, keep_k, no_null)
-            if use_cfg:
-                null = self.decoder.condition(codes, keep_k, ~no_null)
-                registers = torch.cat([registers, null])
+            null = self.decoder.condition(codes, keep_k, ~no_null) if use_cfg else None
+        if self.collapse_registers:  # the masked (and null) registers run as one, see FlexTokDecoder.collapse
+            registers, repeats = self.decoder.collapse(registers, kept)
+            null, null_repeats = self.decoder.collapse(null, 0) if use_cfg else (None, 1)
+        else:
+            repeats = null_repeats = 1
         apg = AdaptiveProjectedGuidance() if norm_guidance else None
 
         def velocity(x: Tensor, t: float) -> Tensor:
+            t_batch = torch.full((batch,), t, device=device)
             with self._autocast(x):
+                v_cond = self.decoder(x, t_batch, registers, repeats).float()
                 if not use_cfg:
-                    return self.decoder(x, torch.full((batch,), t, device=device), registers).float()
-                v = self.decoder(torch.cat([x, x]), torch.full((2 * batch,), t, device=device), registers).float()
-            v_cond, v_uncond = v.chunk(2)
+                    return v_cond
+                v_uncond = self.decoder(x, t_batch, null, null_repeats).float()
             w = float(scale_at(t))
             return apg(v_cond, v_uncond, w) if apg else v_uncond + w * (v_cond - v_uncond)
 

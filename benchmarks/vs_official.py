@@ -32,8 +32,8 @@ What is compared
   **VAE encode / decode** (the official `StableDiffusionVAE` wrapper, built from its own base
   config, posterior mode). A tokenize is VAE encode + encoder trunk; a detokenize is `steps`
   decoder passes + VAE decode. Two more decoder rows: **guided** (classifier-free guidance, the
-  official README's setting: the conditional and the null pass as one batch of 2B in the
-  official, the null pass with its identical registers collapsed into one in tok, see
+  official README's setting: a conditional and a null pass, as the official pipeline makes two
+  model calls; in tok the null pass with its identical registers collapsed into one, see
   `FlexTokDecoder.collapse`) and a **`--kept-tokens` k decode** (the official runs all
   registers, the masked ones included; tok k + 1). By default the official trunks take one
   row per image and SDPA (the same math as tok); `--official-packed` runs them as the official
@@ -143,6 +143,7 @@ class FlopOptions:
 
 
 FLOPS = FlopOptions()
+OPS: tuple[str, ...] = ()  # --ops: time only the ops whose names start with one of these
 
 
 def measured_peak_tflops(device: torch.device, dtype: torch.dtype) -> float:
@@ -204,6 +205,8 @@ def time_ops(ops: dict[str, dict[str, Callable[[], object]]], batch: int, amount
     rates are `amount` (images, frames or seconds of audio in the batch) per second."""
     rows = []
     for op, fns in ops.items():
+        if OPS and not op.startswith(OPS):
+            continue
         result = time_interleaved(fns, repeats, device)
         rows.append({"op": op, "batch": batch, "unit": unit,
                      **{f"{k}_rate": amount / v.seconds for k, v in result.items()},
@@ -477,8 +480,8 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
                 x = block(x, cond, (patches, x.shape[1] - patches), key_bias)
             return x[:, :patches]
 
-    def official_guided_step(x, cond):  # guidance: conditional and null passes as one batch of 2B
-        return official_step(torch.cat([x, x]), torch.cat([cond, cond]))
+    def official_guided_step(x, cond):  # guidance: the official pipeline's conditional and null model calls
+        return torch.cat([official_step(x, cond), official_step(x, cond)])
 
     def our_guided_step(x, cond, dtype=args.ours_dtype):  # the null pass with its registers collapsed
         return torch.cat([our_step(x, cond, dtype), our_step(x, cond, dtype, kept=0)])
@@ -600,7 +603,10 @@ def main() -> None:
     parser.add_argument("--official-packed", action="store_true",
                         help="FlexTok: run the official trunks on a batch as the official model does, packed into one "
                              "sequence with a block-diagonal mask (default: one row per image, the same math without it)")
+    parser.add_argument("--ops", help="comma-separated: time only the ops whose names start with one of these, e.g. 'dec pass,VAE'")
     args = parser.parse_args()
+    global OPS
+    OPS = tuple(args.ops.split(",")) if args.ops else ()
     # The family modules import this one by name: let them share this instance (and its FLOPS).
     sys.modules.setdefault("vs_official", sys.modules[__name__])
     args.batches = [int(b) for b in args.batches.split(",")]

@@ -527,7 +527,10 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
                                 ("VAE latents", z_ref, z), ("VAE image", rec_ref, rec))}
     print(f"parity ({args.dtype}, batch 2; VAE batch 1): FSQ ids equal: {ids_equal} (mismatched {(ids_ref != ids).float().mean().item():.2%}), "
           + ", ".join(f"{name} max |diff| {d:.2e}" for name, d in diffs.items()) + " (relative to max(1, max |official|))", flush=True)
-    if dtype == torch.float32 and (not ids_equal or max(diffs.values()) > 1e-4):
+    # Compiled flex_attention rounds differently from SDPA: a few FSQ values then fall on the other
+    # side of a rounding boundary (float ties; the official's own SDPA path gives tok's ids).
+    ids_ok = ids_equal or (args.official_flex and (ids_ref != ids).float().mean().item() <= 0.01)
+    if dtype == torch.float32 and (not ids_ok or max(diffs.values()) > 1e-4):
         raise SystemExit("outputs differ: not timing")
     if args.ours_int8:  # the decoder trunk's linears, as `FlexTok.cpu_int8` switches them (not the encoder's)
         from tok.nn.int8 import use_int8

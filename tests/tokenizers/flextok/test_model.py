@@ -141,6 +141,18 @@ def test_decode_with_collapsed_registers_matches_the_full_decode(model, images, 
     torch.testing.assert_close(fast, full, atol=1e-5, rtol=1e-5)
 
 
+def test_collapsed_decode_under_bf16_autocast(model, images):
+    # the key bias meets bf16 queries: the collapsed decode runs and stays at bf16's distance
+    tokens = model.encode(images, num_tokens=4)
+    reference = model.decode(tokens, steps=2, guidance=3.0)
+    model.cpu_bf16 = True
+    try:
+        collapsed = model.decode(tokens, steps=2, guidance=3.0)
+    finally:
+        model.cpu_bf16 = False
+    assert 0 < (collapsed - reference).abs().max() < 0.2
+
+
 def test_batched_encode_equals_single(model, images):
     batched = model.encode(images).streams[0]
     single = torch.cat([model.encode(images[i : i + 1]).streams[0] for i in range(2)])

@@ -35,11 +35,12 @@ What is compared
   official README's setting: a conditional and a null pass, as the official pipeline makes two
   model calls; in tok the null pass with its identical registers collapsed into one, see
   `FlexTokDecoder.collapse`) and a **`--kept-tokens` k decode** (the official runs all
-  registers, the masked ones included; tok k + 1). By default the official trunks take one
-  row per image and SDPA (the same math as tok); `--official-packed` runs them as the official
-  model does, a batch packed by its `BlockWiseSequencePacker` into one sequence with a
-  block-diagonal mask, and `--official-flex` (implies packed) with its default compiled
-  flex_attention instead of the SDPA fallback.
+  registers, the masked ones included; tok k + 1), and a k-token **encoder** row (the official
+  runs all registers and keeps k; tok runs k, its registers being causal). By default the
+  official trunks take one row per image and SDPA (the same math as tok); `--official-packed`
+  runs them as the official model does, a batch packed by its `BlockWiseSequencePacker` into
+  one sequence with a block-diagonal mask, and `--official-flex` (implies packed) with its
+  default compiled flex_attention instead of the SDPA fallback.
 
 Peak memory: on CPU, the peak increase of the process's resident set size (RSS, read from
 /proc/self/statm every 2 ms by a sampling thread) over its value before the call, with glibc's
@@ -454,7 +455,8 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
             z = readout(y[:, patches:]).float() * 3
         return official_fsq.forward_z(z)[1]
 
-    def our_tokenize(x, dtype=args.ours_dtype):
+    def our_tokenize(x, dtype=args.ours_dtype, kept=registers):
+        x = x[:, : patches + kept]  # a k-token encode runs k registers (causal: FlexTokEncoder.forward)
         with torch.inference_mode(), autocast(device, dtype):
             for block in our_enc.blocks:
                 x = block(x, PrefixCausal(patches))  # the same mask, as tok's encoder runs it
@@ -514,6 +516,7 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
     # Parity with both sides in --dtype; tok's own dtype (if different) is compared after it.
     with torch.inference_mode():
         ids_ref, ids = official_tokenize(x_enc[:2]), our_tokenize(x_enc[:2], dtype)
+        ids_kept = our_tokenize(x_enc[:2], dtype, args.kept_tokens)
         ref, out = official_step(x_dec[:2], cond[:2])[:, :patches], our_step(x_dec[:2], cond[:2], dtype)
         # The collapsed passes against the official on inputs whose masked registers are identical.
         x_masked = x_dec[:2].clone()
@@ -521,7 +524,7 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
         ref_kept, kept_out = official_step(x_masked, cond[:2])[:, :patches], our_step(x_masked, cond[:2], dtype, args.kept_tokens)
         z_ref, z = official_vae_encode(images[:1]), our_vae_encode(images[:1], dtype)
         rec_ref, rec = official_vae_decode(latents[:1]), our_vae_decode(latents[:1], dtype)
-    ids_equal = torch.equal(ids_ref.cpu(), ids.cpu())
+    ids_equal = torch.equal(ids_ref.cpu(), ids.cpu()) and torch.equal(ids_ref[:, : args.kept_tokens].cpu(), ids_kept.cpu())
     diffs = {name: (a.float() - b.float()).abs().max().item() / max(1.0, a.abs().max().item())
              for name, a, b in (("decoder trunk", ref, out), (f"collapsed {args.kept_tokens}-token pass", ref_kept, kept_out),
                                 ("VAE latents", z_ref, z), ("VAE image", rec_ref, rec))}
@@ -548,6 +551,8 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
         xe, xd, c = x_enc[:batch], x_dec[:batch], cond[:batch]
         rows += time_ops({
             "enc trunk+FSQ": {"official": lambda x=xe: official_tokenize(x), "tok": lambda x=xe: our_tokenize(x)},
+            f"enc trunk, {args.kept_tokens} tokens": {"official": lambda x=xe: official_tokenize(x)[:, :args.kept_tokens],
+                                                      "tok": lambda x=xe: our_tokenize(x, kept=args.kept_tokens)},
             "dec trunk pass": {"official": lambda x=xd, c=c: official_step(x, c), "tok": lambda x=xd, c=c: our_step(x, c)},
             "dec pass, guided": {"official": lambda x=xd, c=c: official_guided_step(x, c), "tok": lambda x=xd, c=c: our_guided_step(x, c)},
             f"dec pass, {args.kept_tokens} tokens": {"official": lambda x=xd, c=c: official_step(x, c),

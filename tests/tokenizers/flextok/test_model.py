@@ -42,6 +42,18 @@ def test_prefix_property(model, images):
         assert torch.equal(model.encode(images, num_tokens=k).streams[0], full[:, :k])
 
 
+@pytest.mark.parametrize("k", [1, 5, 15])
+def test_a_k_token_encode_runs_k_registers(model, k):
+    torch.manual_seed(0)
+    encoder = FlexTokEncoder(replace(model.config, encoder_depth=3)).eval()  # causal through several blocks
+    latents = torch.randn(2, 16, 8, 8)
+    with torch.inference_mode():
+        full = encoder(latents)
+        short = encoder(latents, k)
+    assert short.shape == (2, k, full.shape[2])
+    torch.testing.assert_close(short, full[:, :k], atol=1e-6, rtol=1e-5)
+
+
 def test_fewer_tokens_change_the_decoding(model, images):
     full = model.encode(images)
     one = model.encode(images, num_tokens=1)

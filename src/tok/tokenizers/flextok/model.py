@@ -243,11 +243,14 @@ class FlexTokEncoder(nn.Module):
         mask[num_patches:, num_patches:] = torch.ones(num_registers, num_registers, dtype=torch.bool).tril()
         return mask
 
-    def forward(self, latents: Tensor) -> Tensor:
-        """latents (B, C, h, w) -> register latents (B, N, len(fsq_levels)) before quantization."""
+    def forward(self, latents: Tensor, num_registers: int | None = None) -> Tensor:
+        """latents (B, C, h, w) -> register latents (B, k, len(fsq_levels)) before quantization,
+        k = num_registers (default all N). Register i sees only the patches and registers 0..i,
+        so the first k come out the same whether the later ones run or not: a k-token encode
+        runs k of them."""
         md = self.module_dict
         patches = md["enc_posemb_module"](md["enc_patch_emb"](latents), self.config.grid_size)
-        registers = md["enc_register_module"].registers.to(patches.dtype).expand(patches.shape[0], -1, -1)
+        registers = md["enc_register_module"].registers[:num_registers].to(patches.dtype).expand(patches.shape[0], -1, -1)
         x = torch.cat([patches, registers], dim=1)
         for block in md["enc_transformer"].blocks:
             x = block(x, self.pattern)
@@ -432,10 +435,10 @@ class FlexTok(Tokenizer):
             return self.cpu_bf16_autocast(x)
         return torch.autocast(x.device.type, dtype=torch.bfloat16)
 
-    def encode_latents(self, latents: Tensor) -> tuple[Tensor, Tensor]:
-        """Scaled VAE latents -> (FSQ codes (B, N, d), ids (B, N))."""
+    def encode_latents(self, latents: Tensor, num_tokens: int | None = None) -> tuple[Tensor, Tensor]:
+        """Scaled VAE latents -> (FSQ codes (B, k, d), ids (B, k)), k = num_tokens (default all N)."""
         with self._autocast(latents):
-            z = self.encoder(latents)
+            z = self.encoder(latents, num_tokens)
         out = self.quantizer(z.float())
         return out.z_q, out.ids
 
@@ -451,8 +454,8 @@ class FlexTok(Tokenizer):
         for part in x.split(self.max_batch):
             with self.cpu_bf16_autocast(part):
                 latents = self.vae.encode(part.to(self.device, torch.float32)).float()
-            ids.append(self.encode_latents(latents)[1])
-        return self.make_tokens([torch.cat(ids)[:, :k].contiguous()], sources)
+            ids.append(self.encode_latents(latents, k)[1])
+        return self.make_tokens([torch.cat(ids)], sources)
 
     def ids_to_register_codes(self, ids: Tensor) -> tuple[Tensor, Tensor]:
         """(B, k) ids -> (codes (B, N, d) padded with zero codes, keep_k (B,))."""

@@ -532,7 +532,9 @@ class FlexTok(Tokenizer):
         scale_at = guidance if callable(guidance) else (lambda t: guidance)
         use_cfg = callable(guidance) or guidance != 1.0
         no_null = torch.zeros(batch, dtype=torch.bool, device=device)
-        kept = int(keep_k.max()) if bool((keep_k == keep_k.max()).all()) else self.config.num_registers
+        kept = int(keep_k[0])  # collapsible only when every image keeps the same number
+        if not bool((keep_k == kept).all()):
+            kept = self.config.num_registers
         with self._autocast(x):
             registers = self.decoder.condition(codes, keep_k, no_null)
             null = self.decoder.condition(codes, keep_k, ~no_null) if use_cfg else None

@@ -1,5 +1,5 @@
-"""Per-segment AdaLN modulation: broadcasting a segment's values over its tokens gives what
-expanding them to every token gives, forward and backward."""
+"""Shared transformer pieces: per-segment AdaLN modulation gives what expanding the segment values
+to every token gives (forward and backward), and the in-place inference MLP the autograd one."""
 
 import pytest
 import torch
@@ -36,3 +36,20 @@ def test_segments_are_not_interchangeable():
     a = modulate_segments(x, shift, scale, (2, 4))
     b = modulate_segments(x, shift.flip(1), scale.flip(1), (2, 4))
     assert (a - b).abs().max() > 0.1
+
+
+def test_gated_mlp_inference_path_equals_the_autograd_path():
+    # Inference runs SiLU and the product in place; the values must be the autograd path's, and
+    # the caller's input must stay untouched.
+    from tok.nn.mlp import GatedMLP
+
+    torch.manual_seed(0)
+    mlp = GatedMLP(16, 24)
+    x = torch.randn(2, 5, 16)
+    kept = x.clone()
+    with torch.inference_mode():
+        fast = mlp(x)
+    reference = mlp(x)
+    assert reference.requires_grad
+    assert torch.equal(fast, reference.detach())
+    assert torch.equal(x, kept)

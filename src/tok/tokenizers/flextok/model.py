@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from ...core import TokenLayout, Tokens, TokError, Tokenizer, TokenizerOutput
 from ...core.media import check_model_square, from_model_range, to_model_square
 from ...core.quantize import FSQQuantizer, check_ids
+from ...nn.activation import use_inference_silu
 from ...nn.attention import PrefixCausal
 from ...nn.embeddings import TimestepEmbedder, sincos_2d
 from ...nn.norm import affine_free_layer_norm
@@ -201,6 +202,8 @@ class VAE(nn.Module):
         # The decoder's 3x3 convolutions run as Winograd F(4x4, 3x3) on CPU (outputs within fp32
         # rounding); the encoder's stay direct, since its latents are quantized.
         use_winograd(self.vae.decoder)
+        # Every SiLU in diffusers' VAE follows a GroupNorm whose output nothing else reads.
+        use_inference_silu(self.vae)
 
     def encode(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """images (B, 3, H, W) in [-1, 1] -> scaled latents (B, C, H/f, W/f)."""

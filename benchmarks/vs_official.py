@@ -15,8 +15,9 @@ For each model the script
 2. checks the outputs agree on the benchmark inputs (ids equal, decoded within the parity
    tolerance of the family's parity tests) and stops if they do not,
 3. times encode and decode interleaved (official, tok, official, tok, ...) after one warm-up
-   call each, with identical inputs, and prints medians, the ratio tok/official and the peak
-   memory of each call.
+   call each, with identical inputs, and prints medians, the ratio tok/official, the range of
+   the per-round ratios (each round's official call over the tok call after it: how far the
+   machine drifted during the row) and the peak memory of each call.
 
 What is compared
 ----------------
@@ -135,6 +136,7 @@ class PeakMemory:
 class Timing:
     seconds: float  # median wall time per call
     peak_mib: float  # largest peak-memory increase over the timed calls
+    calls: list[float]  # every timed call's wall time, in order
 
 
 @dataclass
@@ -197,7 +199,7 @@ def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int, device:
                 sync()
                 times[name].append(time.perf_counter() - start)
             peaks[name] = max(peaks[name], mem.delta / 2**20)
-    return {k: Timing(statistics.median(times[k]), peaks[k]) for k in fns}
+    return {k: Timing(statistics.median(times[k]), peaks[k], times[k]) for k in fns}
 
 
 def time_ops(ops: dict[str, dict[str, Callable[[], object]]], batch: int, amount: float, unit: str,
@@ -209,9 +211,13 @@ def time_ops(ops: dict[str, dict[str, Callable[[], object]]], batch: int, amount
         if OPS and not op.startswith(OPS):
             continue
         result = time_interleaved(fns, repeats, device)
+        # Each round's official time over tok's: calls next to each other share the machine's
+        # state, so the spread of these shows how far the machine drifted during the row.
+        rounds = [a / b for a, b in zip(result["official"].calls, result["tok"].calls)]
         rows.append({"op": op, "batch": batch, "unit": unit,
                      **{f"{k}_rate": amount / v.seconds for k, v in result.items()},
-                     **{f"{k}_mib": v.peak_mib for k, v in result.items()}})
+                     **{f"{k}_mib": v.peak_mib for k, v in result.items()},
+                     "round_ratios": (min(rounds), max(rounds))})
         if FLOPS.count:
             counted = {k: count_flops(fn) for k, fn in fns.items()}
             rows[-1].update({f"{k}_tflops": counted[k] / result[k].seconds / 1e12 for k in fns})
@@ -567,7 +573,7 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
 def print_header(unit: str) -> None:
     flops = f" {'official TFLOP/s':>16} {'tok TFLOP/s':>11} {'FLOPs tok/official':>18}" if FLOPS.count else ""
     share = f" {'tok % of peak':>13}" if FLOPS.count and FLOPS.peak_tflops else ""
-    print(f"{'op':<20} {'batch':>5} {'official ' + unit:>22} {'tok ' + unit:>18} {'tok/official':>12} "
+    print(f"{'op':<20} {'batch':>5} {'official ' + unit:>22} {'tok ' + unit:>18} {'tok/official':>12} {'per round':>11} "
           f"{'official peak MiB':>17} {'tok peak MiB':>12}{flops}{share}", flush=True)
 
 
@@ -575,8 +581,10 @@ def print_row(row: dict) -> None:
     flops = (f" {row['official_tflops']:>16.4f} {row['tok_tflops']:>11.4f} {row['flop_ratio']:>18.2f}"
              if "tok_tflops" in row else "")
     share = f" {100 * row['tok_tflops'] / FLOPS.peak_tflops:>12.1f}%" if "tok_tflops" in row and FLOPS.peak_tflops else ""
+    low, high = row["round_ratios"]
     print(f"{row['op']:<20} {row['batch']:>5} {row['official_rate']:>22.3f} {row['tok_rate']:>18.3f} "
-          f"{row['tok_rate'] / row['official_rate']:>11.2f}x {row['official_mib']:>17.0f} {row['tok_mib']:>12.0f}{flops}{share}", flush=True)
+          f"{row['tok_rate'] / row['official_rate']:>11.2f}x {f'{low:.2f}-{high:.2f}':>11} "
+          f"{row['official_mib']:>17.0f} {row['tok_mib']:>12.0f}{flops}{share}", flush=True)
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ to every token gives (forward and backward), and the in-place inference MLP the 
 import pytest
 import torch
 
+from tok.nn.mlp import GatedMLP
 from tok.nn.transformer import gated_residual, modulate_segments
 
 
@@ -41,8 +42,6 @@ def test_segments_are_not_interchangeable():
 def test_gated_mlp_inference_path_equals_the_autograd_path():
     # Inference runs SiLU and the product in place; the values must be the autograd path's, and
     # the caller's input must stay untouched.
-    from tok.nn.mlp import GatedMLP
-
     torch.manual_seed(0)
     mlp = GatedMLP(16, 24)
     x = torch.randn(2, 5, 16)

@@ -545,6 +545,13 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
         from tok.nn.int8 import use_int8
 
         use_int8(our_dec)
+    if args.ours_winograd_encoder:  # as `FlexTok.cpu_winograd_encoder` switches it
+        from tok.nn.winograd import use_winograd
+
+        use_winograd(our_vae.vae.encoder)
+        z = our_vae_encode(images[:1])
+        print(f"tok with the Winograd VAE encoder: latents max |diff| {(z.float() - z_ref.float()).abs().max().item():.2e} "
+              f"(relative to max |official| {z_ref.abs().max().item():.2f}; id effect on trained weights: see README)", flush=True)
     if args.ours_dtype != dtype or args.ours_int8:
         with torch.inference_mode():
             ids, out = our_tokenize(x_enc[:2]), our_step(x_dec[:2], cond[:2])
@@ -607,6 +614,9 @@ def main() -> None:
                              "reduce-overhead for CUDA graphs, default: default); the warm-up pays the compilation")
     parser.add_argument("--ours-int8", action="store_true",
                         help="tok with `model.cpu_int8 = True` (dynamic int8 Linear / Conv1d on CPU), switched on after the fp32 parity check")
+    parser.add_argument("--ours-winograd-encoder", action="store_true",
+                        help="FlexTok, TokenFlow: tok with `model.cpu_winograd_encoder = True` (Winograd 3x3 convolutions in the "
+                             "convolutional encoder on CPU), switched on after the fp32 parity check")
     parser.add_argument("--flops", action="store_true",
                         help="count each side's FLOPs (one extra eager call per op and batch) and print the achieved TFLOP/s")
     parser.add_argument("--peak-tflops",
@@ -634,6 +644,10 @@ def main() -> None:
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     args.ours_dtype = getattr(torch, args.ours_dtype or args.dtype)
     args.ours_label = "int8" if args.ours_int8 else str(args.ours_dtype)[6:]
+    if args.ours_winograd_encoder:
+        if not args.model.startswith(("flextok", "tokenflow")):
+            parser.error(f"--ours-winograd-encoder: {args.model} has no convolutional encoder (FlexTok, TokenFlow have)")
+        args.ours_label += " + Winograd encoder"
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
     print(f"model {args.model}, device {device}, dtype {args.dtype} (tok: {args.ours_label}{f', compiled ({args.ours_compile})' if args.ours_compile else ''}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"repeats {args.repeats}, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)

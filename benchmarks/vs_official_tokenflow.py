@@ -236,7 +236,8 @@ def run_tokenflow(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
     if equal < 1 or max(diffs.values()) > 1e-4:
         raise SystemExit("outputs differ: not timing")
     ours.cpu_int8 = args.ours_int8
-    if dtype != torch.float32 or args.ours_dtype != torch.float32 or args.ours_int8:
+    ours.cpu_winograd_encoder = args.ours_winograd_encoder
+    if dtype != torch.float32 or args.ours_dtype != torch.float32 or args.ours_int8 or args.ours_winograd_encoder:
         ids_ref_d = official_encode(x) if dtype != torch.float32 else ids_ref
         ids_d = flatten_scale_ids(our_encode(x).streams).cpu()
         # Ids per scale: a different id at one scale changes the residual of all finer ones.

@@ -77,6 +77,17 @@ def test_cpu_int8_runs_are_recorded(photos, tmp_path, tiny_flextok_weights):
     assert json.loads((tmp_path / "int8" / "metrics.json").read_text())["options"]["cpu_int8"] is True
 
 
+def test_cpu_winograd_encoder_runs_are_recorded_and_a_resume_must_match(photos, tmp_path, tiny_flextok_weights):
+    args = ["eval", "--model", "flextok-tiny", "--weights", str(tiny_flextok_weights), "--data", str(photos),
+            "--out", str(tmp_path / "w"), "--metrics", "psnr", "--steps", "1"]
+    result = CliRunner().invoke(main, [*args, "--cpu-winograd-encoder"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "w" / "run.json").read_text())["cpu_winograd_encoder"] is True
+    assert json.loads((tmp_path / "w" / "metrics.json").read_text())["options"]["cpu_winograd_encoder"] is True
+    result = CliRunner().invoke(main, args)  # the same folder with the direct encoder
+    assert result.exit_code == 1 and "holds a run with other cpu_winograd_encoder" in result.output, result.output
+
+
 def test_interrupted_run_resumes_without_redoing_items(photos, tmp_path, tiny_flextok_weights, monkeypatch):
     model = _model(tiny_flextok_weights)
     run = tmp_path / "run"

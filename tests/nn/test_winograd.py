@@ -76,6 +76,28 @@ def test_use_winograd_switches_only_eligible_convolutions_and_keeps_keys():
     fresh = convs()
     use_winograd(fresh)
     fresh.load_state_dict(keys)  # a plain Conv2d checkpoint loads unchanged
+    assert use_winograd(net, on=False) == 1  # and back
+    assert all(type(m) is nn.Conv2d for m in net)
+    assert use_winograd(net, on=False) == 0
+
+
+def test_a_switched_network_takes_its_input_in_nhwc_for_winograd_inference_only():
+    """A residual sum keeps its first operand's layout, so the network is entered in NHWC, where
+    Winograd reads and writes (see `_channels_last_entry`); once, however often it is switched."""
+    seen = []
+    net = convs()[:1]
+    net[0].register_forward_pre_hook(lambda m, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last)))
+    x = torch.randn(1, 32, 8, 8)
+    use_winograd(net)
+    use_winograd(net)
+    assert len(net._forward_pre_hooks) == 1
+    with torch.no_grad():
+        net(x)
+    net(x)  # with autograd: unchanged
+    use_winograd(net, on=False)
+    with torch.no_grad():
+        net(x)
+    assert seen == [True, False, False] and not net._forward_pre_hooks
 
 
 @pytest.fixture

@@ -25,6 +25,8 @@ from ..core import TokError
 @click.option("--device", help="torch device (default: cuda if available).")
 @click.option("--cpu-bf16", is_flag=True, help="The model's opt-in bf16 CPU inference (fast on CPUs with native bf16 only).")
 @click.option("--cpu-int8", is_flag=True, help="The model's opt-in int8 CPU inference (for CPUs without native bf16; changes outputs more).")
+@click.option("--cpu-winograd-encoder", is_flag=True,
+              help="Winograd 3x3 convolutions in the model's encoder on CPU (FlexTok, TokenFlow: faster; ids may rarely differ from the official).")
 @click.option("--compile", "compile_networks", is_flag=True, help="torch.compile the model's networks first (pays off on long runs).")
 @click.option("--inception-weights", type=click.Path(path_type=Path), help="torch-fidelity Inception weights file (FID/KID/IS).")
 @click.option("--lpips-weights", type=click.Path(path_type=Path), help="torchvision backbone file for LPIPS.")
@@ -34,8 +36,8 @@ from ..core import TokError
 @click.option("--pfid-alpha", type=float, default=0.5, show_default=True, help="pFID: fraction of tokens perturbed.")
 @click.option("--pfid-delta", type=int, default=10, show_default=True, help="pFID: number of nearest codes to choose from.")
 @click.pass_context
-def eval_command(ctx, model_name, data, metrics, out_dir, weights, num_tokens, batch_size, limit, steps, guidance, seed, device, cpu_bf16, cpu_int8, compile_networks,
-                 inception_weights, lpips_weights, i3d_weights, utmos_weights, lpips_net, pfid_alpha, pfid_delta) -> None:
+def eval_command(ctx, model_name, data, metrics, out_dir, weights, num_tokens, batch_size, limit, steps, guidance, seed, device, cpu_bf16, cpu_int8, cpu_winograd_encoder,
+                 compile_networks, inception_weights, lpips_weights, i3d_weights, utmos_weights, lpips_net, pfid_alpha, pfid_delta) -> None:
     """Evaluate a model on a folder: reconstructions, RUN/metrics.json and RUN/report.html.
 
     `tok eval compare RUN1 RUN2 ...` prints runs side by side."""
@@ -50,7 +52,8 @@ def eval_command(ctx, model_name, data, metrics, out_dir, weights, num_tokens, b
     metric_weights = {"inception": inception_weights, "lpips": lpips_weights, "lpips_net": lpips_net, "i3d": i3d_weights, "utmos": utmos_weights, "device": device}
     summary = evaluate(
         model_name, data, metrics, out=out_dir, weights=weights, device=device, batch_size=batch_size, num_tokens=num_tokens, limit=limit,
-        decode_opts=decode, metric_weights=metric_weights, pfid_alpha=pfid_alpha, pfid_delta=pfid_delta, pfid_seed=seed, cpu_bf16=cpu_bf16, cpu_int8=cpu_int8, compile_networks=compile_networks,
+        decode_opts=decode, metric_weights=metric_weights, pfid_alpha=pfid_alpha, pfid_delta=pfid_delta, pfid_seed=seed, cpu_bf16=cpu_bf16, cpu_int8=cpu_int8,
+        cpu_winograd_encoder=cpu_winograd_encoder, compile_networks=compile_networks,
         progress=True,
     )
     for name, m in summary["metrics"].items():

@@ -125,8 +125,10 @@ def _outputs(inputs: list[Path], output: Path | None, out_dir: Path | None, suff
 @click.option("--shard-size", type=click.IntRange(min=1), default=256, show_default=True, help="Items per dataset shard.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Shards encoded at once (--dataset).")
 @click.option("--compile", "compile_networks", is_flag=True, help="torch.compile the model's networks first (pays off on many files).")
+@click.option("--cpu-winograd-encoder", is_flag=True,
+              help="Winograd 3x3 convolutions in the encoder on CPU (FlexTok, TokenFlow: faster; ids may rarely differ from the official).")
 def encode(inputs, model_name, weights, num_tokens, scales, output, out_dir, batch_size, device, skip_existing, dataset, shard_size, workers,
-           compile_networks) -> None:
+           compile_networks, cpu_winograd_encoder) -> None:
     """Encode media files (or every supported file in a folder) to .tok files.
 
     With --dataset OUT, encode one folder (class labels from its sub-folders) into a token dataset.
@@ -135,6 +137,7 @@ def encode(inputs, model_name, weights, num_tokens, scales, output, out_dir, bat
 
     tokenizer = load(model_name, weights, device)
     tokenizer.check_num_tokens(num_tokens)
+    tokenizer.cpu_winograd_encoder = cpu_winograd_encoder
     if compile_networks:
         tokenizer.compile_networks()
     check_options(tokenizer.encode, {"scales": scales}, tokenizer.name)

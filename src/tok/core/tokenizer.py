@@ -106,6 +106,28 @@ class Tokenizer(nn.Module):
             use_int8(self.get_submodule(path), bool(on))
         self._cpu_int8 = bool(on)
 
+    # Opt-in Winograd 3x3 convolutions (`tok.nn.winograd`) in the convolutional encoders' fp32 CPU
+    # inference; the decoders use them always. Off by default: an encoder's features are rounded
+    # or matched to a codebook, and Winograd's float rounding (about 1e-5 relative) can move a
+    # value that sits on a boundary to the neighbouring id, so only the direct convolution
+    # guarantees the official code's ids. README lists the measured id agreement and speed.
+    winograd_encoder_parts: ClassVar[tuple[str, ...]] = ()
+    _cpu_winograd_encoder: bool = False
+
+    @property
+    def cpu_winograd_encoder(self) -> bool:
+        return self._cpu_winograd_encoder
+
+    @cpu_winograd_encoder.setter
+    def cpu_winograd_encoder(self, on: bool) -> None:
+        if on and not self.winograd_encoder_parts:
+            raise TokError(f"{self.name} has no convolutional encoder for Winograd")
+        from ..nn.winograd import use_winograd
+
+        for path in self.winograd_encoder_parts:
+            use_winograd(self.get_submodule(path), bool(on))
+        self._cpu_winograd_encoder = bool(on)
+
     def compile_networks(self, mode: str | None = None) -> Tokenizer:
         """Compile the network parts in place with torch.compile (inductor) for inference.
 

@@ -149,6 +149,7 @@ class Run:
             "decode": self.decode_opts,
             "cpu_bf16": self.tokenizer.cpu_bf16,
             "cpu_int8": self.tokenizer.cpu_int8,
+            "cpu_winograd_encoder": self.tokenizer.cpu_winograd_encoder,
             "pfid": self.pfid if "pfid" in self.metrics else None,
         }
 
@@ -162,6 +163,7 @@ class Run:
                 raise TokError(f"{run_file}: corrupt run description ({e})") from None
             previous.setdefault("cpu_bf16", False)  # runs written before the switches existed
             previous.setdefault("cpu_int8", False)
+            previous.setdefault("cpu_winograd_encoder", False)
             changed = [k for k in identity if k != "pfid" and previous.get(k) != identity[k]]
             if previous.get("pfid") not in (None, identity["pfid"]) and identity["pfid"] is not None:
                 changed.append("pfid")
@@ -375,6 +377,7 @@ def evaluate(
     pfid_seed: int = 0,
     cpu_bf16: bool = False,
     cpu_int8: bool = False,
+    cpu_winograd_encoder: bool = False,
     compile_networks: bool = False,
     report: bool = True,
     progress: bool = False,
@@ -385,8 +388,9 @@ def evaluate(
     `metric_weights` may name files for the metric networks: {"inception": path, "lpips": path,
     "lpips_net": "alex"|"vgg"|"squeeze", "device": ...}. Without `out` the run lives in a
     temporary folder that is removed afterwards. `cpu_bf16` turns on the model's opt-in bf16 CPU
-    inference (an error for families without one), `cpu_int8` its int8 one; both are part of the
-    run's identity.
+    inference (an error for families without one), `cpu_int8` its int8 one and
+    `cpu_winograd_encoder` its Winograd encoder convolutions; all three are part of the run's
+    identity.
     `compile_networks` runs `tokenizer.compile_networks()` first (outputs equal to float rounding,
     so not part of the identity; recorded in the options)."""
     from ..api import load
@@ -396,6 +400,8 @@ def evaluate(
         tokenizer.cpu_bf16 = True
     if cpu_int8:
         tokenizer.cpu_int8 = True
+    if cpu_winograd_encoder:
+        tokenizer.cpu_winograd_encoder = True
     if compile_networks and not tokenizer.compiled:
         tokenizer.compile_networks()
     names = parse_metrics(metrics, tokenizer.modality)
@@ -426,7 +432,7 @@ def evaluate(
         "modality": tokenizer.modality,
         "dataset": {"path": str(data), "digest": run.digest, "count": len(files)},
         "options": {"num_tokens": run.num_tokens, "decode": run.decode_opts, "batch_size": batch_size, "cpu_bf16": tokenizer.cpu_bf16,
-                    "cpu_int8": tokenizer.cpu_int8, "compiled": tokenizer.compiled},
+                    "cpu_int8": tokenizer.cpu_int8, "cpu_winograd_encoder": tokenizer.cpu_winograd_encoder, "compiled": tokenizer.compiled},
         "metrics": results,
         "items_reconstructed_this_session": done_now,
         "seconds": round(time.time() - started, 2),

@@ -200,7 +200,8 @@ class VAE(nn.Module):
             mid_block_add_attention=config.mid_block_add_attention,
         )
         # The decoder's 3x3 convolutions run as Winograd F(4x4, 3x3) on CPU (outputs within fp32
-        # rounding); the encoder's stay direct, since its latents are quantized.
+        # rounding); the encoder's stay direct unless `cpu_winograd_encoder` is on, since its
+        # latents are quantized.
         use_winograd(self.vae.decoder)
         # Every SiLU in diffusers' VAE follows a GroupNorm whose output nothing else reads.
         use_inference_silu(self.vae)
@@ -377,6 +378,8 @@ class FlexTok(Tokenizer):
     # int8 in the flow decoder only: in the encoder it moved the FSQ ids (35 % equal on the bundled
     # model's val photos, PSNR -0.14 dB); the decoder alone cost 0.04 dB (README).
     int8_parts = ("decoder",)
+    # Opt-in (`cpu_winograd_encoder`): the VAE encoder carries 4/5 of a tokenize on CPU.
+    winograd_encoder_parts = ("vae.vae.encoder",)
 
     def __init__(self, config: FlexTokConfig):
         super().__init__(config)

@@ -92,6 +92,7 @@ class TokenFlow(Tokenizer):
     modality = "image"
     has_cpu_bf16 = True
     compile_parts = ("encoder", "encoder_vqkd", "decoder")
+    winograd_encoder_parts = ("encoder",)  # opt-in (`cpu_winograd_encoder`): the pixel encoder
 
     def __init__(self, config: TokenFlowConfig):
         super().__init__(config)
@@ -100,7 +101,8 @@ class TokenFlow(Tokenizer):
         self.decoder = Decoder(c.decoder_ch, c.ch_mult, c.decoder_res_blocks, c.z_channels)
         # The pixel decoder is bound by its 3x3 convolutions; on CPU they run as Winograd F(4x4, 3x3)
         # (4x fewer multiply-adds, outputs within fp32 rounding). The encoder keeps the direct
-        # convolution: its features go through an argmin, where rounding could change ids.
+        # convolution unless `cpu_winograd_encoder` is on: its features go through an argmin,
+        # where rounding could change ids.
         use_winograd(self.decoder)
         self.quant_conv = nn.Conv2d(c.z_channels, c.pixel_code_dim, 1)
         self.post_quant_conv = nn.Conv2d(c.pixel_code_dim, c.z_channels, 1)

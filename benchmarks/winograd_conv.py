@@ -5,7 +5,9 @@
 
 For each layer shape (channels, map side) it times, interleaved, after one warm-up each: the direct
 convolution on an NCHW input (what the official decoders run), the direct convolution on a
-channels-last input, and `tok.nn.winograd.winograd_conv3x3`; it prints the median time, the rate in
+channels-last input, and `tok.nn.winograd.winograd_conv3x3` on a channels-last input (how
+`use_winograd` networks run it) and on an NCHW one (what a strided gather of the input costs); it
+prints the median time, the rate in
 GFLOP/s of the direct algorithm's FLOPs (2 * 9 * C_in * C_out * H * W per image, so that the three
 columns compare as throughput), the ratios to NCHW, and the max error of each against a float64
 reference. Random weights scaled like a trained layer's (std 1/sqrt(9 C_in)).
@@ -36,7 +38,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, median of {args.repeats}")
     print(f"{'C':>4} {'side':>5} | {'NCHW s':>7} {'GFLOP/s':>7} | {'NHWC s':>7} {'GFLOP/s':>7} {'x':>5} | "
-          f"{'Winograd s':>10} {'GFLOP/s':>7} {'x':>5} | max err direct / Winograd")
+          f"{'Winograd s':>10} {'GFLOP/s':>7} {'x':>5} | {'from NCHW s':>11} {'x':>5} | max err direct / Winograd")
     torch.manual_seed(0)
     with torch.inference_mode():
         for channels, side in SHAPES:
@@ -48,6 +50,7 @@ def main() -> None:
                 "nchw": lambda: F.conv2d(x, weight, bias, padding=1),
                 "nhwc": lambda: F.conv2d(x_cl, weight, bias, padding=1),
                 "winograd": lambda: winograd_conv3x3(x_cl, weight, bias),
+                "winograd_nchw": lambda: winograd_conv3x3(x, weight, bias),
             }
             times = {name: [] for name in runs}
             for run in runs.values():
@@ -64,6 +67,7 @@ def main() -> None:
             print(f"{channels:>4} {side:>5} | {med['nchw']:>7.3f} {flops / med['nchw'] / 1e9:>7.0f} | "
                   f"{med['nhwc']:>7.3f} {flops / med['nhwc'] / 1e9:>7.0f} {med['nchw'] / med['nhwc']:>5.2f} | "
                   f"{med['winograd']:>10.3f} {flops / med['winograd'] / 1e9:>7.0f} {med['nchw'] / med['winograd']:>5.2f} | "
+                  f"{med['winograd_nchw']:>11.3f} {med['nchw'] / med['winograd_nchw']:>5.2f} | "
                   f"{err['nchw']:.1e} / {err['winograd']:.1e}", flush=True)
 
 

@@ -646,7 +646,7 @@ def main() -> None:
     args.ours_label = "int8" if args.ours_int8 else str(args.ours_dtype)[6:]
     if args.ours_winograd_encoder:
         if not args.model.startswith(("flextok", "tokenflow")):
-            parser.error(f"--ours-winograd-encoder: {args.model} has no convolutional encoder (FlexTok, TokenFlow have)")
+            parser.error(f"--ours-winograd-encoder: {args.model} has no encoder with 3x3 convolutions (FlexTok, TokenFlow have)")
         args.ours_label += " + Winograd encoder"
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
     print(f"model {args.model}, device {device}, dtype {args.dtype} (tok: {args.ours_label}{f', compiled ({args.ours_compile})' if args.ours_compile else ''}), torch {torch.__version__}, threads {torch.get_num_threads()}, "

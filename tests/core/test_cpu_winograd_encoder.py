@@ -60,9 +60,9 @@ def test_a_model_without_a_convolutional_encoder_refuses():
 
     plain = Plain(None)
     plain.cpu_winograd_encoder = False
-    with pytest.raises(TokError, match="plain has no convolutional encoder for Winograd"):
+    with pytest.raises(TokError, match="plain has no encoder with 3x3 convolutions for Winograd"):
         plain.cpu_winograd_encoder = True
-    with pytest.raises(TokError, match="has no convolutional encoder"):
+    with pytest.raises(TokError, match="omnitokenizer has no encoder with 3x3 convolutions"):
         random_model("omnitokenizer-tiny").cpu_winograd_encoder = True
 
 

@@ -121,7 +121,7 @@ class Tokenizer(nn.Module):
     @cpu_winograd_encoder.setter
     def cpu_winograd_encoder(self, on: bool) -> None:
         if on and not self.winograd_encoder_parts:
-            raise TokError(f"{self.name} has no convolutional encoder for Winograd")
+            raise TokError(f"{self.name} has no encoder with 3x3 convolutions for Winograd")
         from ..nn.winograd import use_winograd
 
         for path in self.winograd_encoder_parts:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -97,14 +97,10 @@ class Tokenizer(nn.Module):
 
     @cpu_int8.setter
     def cpu_int8(self, on: bool) -> None:
-        parts = self.compile_parts if self.int8_parts is None else self.int8_parts
-        if on and not parts:
-            raise TokError(f"{self.name} has no int8 CPU inference path")
         from ..nn.int8 import use_int8
 
-        for path in parts:
-            use_int8(self.get_submodule(path), bool(on))
-        self._cpu_int8 = bool(on)
+        parts = self.compile_parts if self.int8_parts is None else self.int8_parts
+        self._cpu_int8 = self._switch_parts(parts, use_int8, on, "int8 CPU inference path")
 
     # Opt-in Winograd 3x3 convolutions (`tok.nn.winograd`) in the convolutional encoders' fp32 CPU
     # inference; the decoders use them always. Off by default: an encoder's features are rounded
@@ -120,13 +116,19 @@ class Tokenizer(nn.Module):
 
     @cpu_winograd_encoder.setter
     def cpu_winograd_encoder(self, on: bool) -> None:
-        if on and not self.winograd_encoder_parts:
-            raise TokError(f"{self.name} has no encoder with 3x3 convolutions for Winograd")
         from ..nn.winograd import use_winograd
 
-        for path in self.winograd_encoder_parts:
-            use_winograd(self.get_submodule(path), bool(on))
-        self._cpu_winograd_encoder = bool(on)
+        self._cpu_winograd_encoder = self._switch_parts(
+            self.winograd_encoder_parts, use_winograd, on, "encoder with 3x3 convolutions for Winograd")
+
+    def _switch_parts(self, parts: tuple[str, ...], switch: Callable[[nn.Module, bool], Any], on: bool, missing: str) -> bool:
+        """Apply `switch(part, on)` to the network parts named in `parts` (refusing to switch on
+        when there are none); returns the new state."""
+        if on and not parts:
+            raise TokError(f"{self.name} has no {missing}")
+        for path in parts:
+            switch(self.get_submodule(path), bool(on))
+        return bool(on)
 
     def compile_networks(self, mode: str | None = None) -> Tokenizer:
         """Compile the network parts in place with torch.compile (inductor) for inference.

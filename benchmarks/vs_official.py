@@ -32,7 +32,8 @@ What is compared
   trunk pass** (official `FlexTransformer` with 2-way AdaLN over [patches, registers]); and the
   **VAE encode / decode** (the official `StableDiffusionVAE` wrapper, built from its own base
   config, posterior mode). A tokenize is VAE encode + encoder trunk; a detokenize is `steps`
-  decoder passes + VAE decode. Two more decoder rows: **guided** (classifier-free guidance, the
+  decoder passes + VAE decode (printed after the rows as seconds per image, when the rows it
+  needs were timed: the preset's default steps, guided). Two more decoder rows: **guided** (classifier-free guidance, the
   official README's setting: a conditional and a null pass, as the official pipeline makes two
   model calls; in tok the null pass with its identical registers collapsed into one, see
   `FlexTokDecoder.collapse`) and a **`--kept-tokens` k decode** (the official runs all
@@ -573,7 +574,20 @@ def run_flextok(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
             "VAE encode": {"official": lambda x=images[:batch]: official_vae_encode(x), "tok": lambda x=images[:batch]: our_vae_encode(x)},
             "VAE decode": {"official": lambda z=latents[:batch]: official_vae_decode(z), "tok": lambda z=latents[:batch]: our_vae_decode(z)},
         }, batch, batch, "images/s", args.repeats, device)
+        print_pipelines([r for r in rows if r["batch"] == batch], config.decode_steps)
     return rows
+
+
+def print_pipelines(rows: list[dict], steps: int) -> None:
+    """FlexTok's whole tokenize (VAE encode + encoder trunk) and a detokenize of `steps` guided
+    decoder steps (the official README's setting) + VAE decode, in seconds per image, from the
+    rows' rates, where those were timed."""
+    rate = {r["op"]: r for r in rows}
+    for name, parts in (("tokenize", {"VAE encode": 1, "enc trunk+FSQ": 1}),
+                        (f"detokenize, {steps} guided steps", {"dec pass, guided": steps, "VAE decode": 1})):
+        if all(op in rate for op in parts):
+            official, ours = (sum(n / rate[op][f"{side}_rate"] for op, n in parts.items()) for side in ("official", "tok"))
+            print(f"{name}: official {official:.2f} s per image, tok {ours:.2f} s, tok/official {official / ours:.2f}x", flush=True)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -133,9 +133,9 @@ def runs_winograd(x: Tensor) -> bool:
 def _channels_last_entry(module: nn.Module, args: tuple) -> tuple | None:
     # A forward pre-hook. Winograd reads and writes NHWC. A network entered in NCHW keeps its
     # residual sums in NCHW (a sum takes its first operand's layout), so every Winograd layer after
-    # a residual pays a strided gather of its input: on a 512-channel 64² map that gather made the
-    # layer 1.5x slower. Entered in NHWC, norms, activations, sums and the direct convolutions all
-    # stay NHWC (FlexTok's VAE encoder: 1.08-1.17x).
+    # a residual pays a strided gather of its input (a 512-channel 64² layer ran 1.15-1.48x slower
+    # from NCHW; benchmarks/winograd_conv.py). Entered in NHWC, norms, activations, sums and the
+    # direct convolutions all stay NHWC (FlexTok's Winograd VAE encoder: 1.08-1.16x).
     x = args[0] if args else None
     if isinstance(x, Tensor) and runs_winograd(x):
         return (x.contiguous(memory_format=torch.channels_last), *args[1:])

@@ -76,6 +76,8 @@ def test_encode_folder_with_progress(run, tmp_path, photo, tiny_flextok_weights)
         (["decode", "{tmp}/other_tiny.tok", "--model", "flextok-small"], "were made by model 'flextok-tiny', not 'flextok-small'"),
         (["decode", "{tmp}/range.tok", "--weights", "{w}"], "outside the vocabulary"),
         (["info", "{tmp}/missing.tok"], "missing.tok: no such token file"),
+        (["encode", "{tmp}/ok.jpg", "--model", "wavtokenizer-small", "--cpu-winograd-encoder"],
+         "wavtokenizer-small has no encoder with 3x3 convolutions for Winograd"),
     ],
 )
 def test_user_errors_exit_1_with_one_line(run, tmp_path, photo, tiny_flextok_weights, args, message):
@@ -153,3 +155,22 @@ def test_compile_flag_compiles_the_networks_before_encode_decode_and_eval(run, t
     result = run("eval", "-m", "flextok-tiny", *weights, "--data", folder, "--out", tmp_path / "run", "--metrics", "psnr", "--compile")
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["options"]["compiled"] is True
+
+
+def test_cpu_inference_flags_reach_the_model_on_encode_and_decode(run, tmp_path, photo, tiny_flextok_weights, monkeypatch):
+    import tok.api
+    from tok.nn.int8 import int8_supported
+
+    loaded = []
+    real = tok.api.load
+    monkeypatch.setattr(tok.api, "load", lambda *a, **k: loaded.append(real(*a, **k)) or loaded[-1])
+    src = tmp_path / "photo.jpg"
+    shutil.copy(photo, src)
+    weights = ("--weights", tiny_flextok_weights)
+    assert run("encode", src, "-m", "flextok-tiny", *weights, "--cpu-bf16", "--cpu-winograd-encoder").exit_code == 0
+    int8 = ("--cpu-int8",) if int8_supported() else ()
+    assert run("decode", tmp_path / "photo.tok", "-o", tmp_path / "back.png", *weights, "--steps", "1", *int8).exit_code == 0
+    encoder, decoder = loaded
+    assert encoder.cpu_bf16 and encoder.cpu_winograd_encoder and not encoder.cpu_int8
+    assert decoder.cpu_int8 == bool(int8) and not decoder.cpu_bf16 and not decoder.cpu_winograd_encoder
+    assert (tmp_path / "back.png").is_file()

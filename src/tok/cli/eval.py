@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..core import TokError
+from .options import cpu_bf16_option, cpu_int8_option, cpu_winograd_encoder_option
 
 
 @click.group("eval", invoke_without_command=True)
@@ -23,10 +24,9 @@ from ..core import TokError
 @click.option("--guidance", type=float, help="Classifier-free guidance scale (FlexTok).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the decoder's noise.")
 @click.option("--device", help="torch device (default: cuda if available).")
-@click.option("--cpu-bf16", is_flag=True, help="The model's opt-in bf16 CPU inference (fast on CPUs with native bf16 only).")
-@click.option("--cpu-int8", is_flag=True, help="The model's opt-in int8 CPU inference (for CPUs without native bf16; changes outputs more).")
-@click.option("--cpu-winograd-encoder", is_flag=True,
-              help="Winograd 3x3 convolutions in the model's encoder on CPU (FlexTok, TokenFlow: faster; ids may rarely differ from the official).")
+@cpu_bf16_option
+@cpu_int8_option
+@cpu_winograd_encoder_option
 @click.option("--compile", "compile_networks", is_flag=True, help="torch.compile the model's networks first (pays off on long runs).")
 @click.option("--inception-weights", type=click.Path(path_type=Path), help="torch-fidelity Inception weights file (FID/KID/IS).")
 @click.option("--lpips-weights", type=click.Path(path_type=Path), help="torchvision backbone file for LPIPS.")

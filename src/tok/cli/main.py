@@ -15,6 +15,7 @@ import click
 from tqdm.auto import tqdm
 
 from ..core import TokError
+from .options import cpu_bf16_option, cpu_int8_option, cpu_winograd_encoder_option
 
 
 class TokGroup(click.Group):
@@ -125,10 +126,11 @@ def _outputs(inputs: list[Path], output: Path | None, out_dir: Path | None, suff
 @click.option("--shard-size", type=click.IntRange(min=1), default=256, show_default=True, help="Items per dataset shard.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Shards encoded at once (--dataset).")
 @click.option("--compile", "compile_networks", is_flag=True, help="torch.compile the model's networks first (pays off on many files).")
-@click.option("--cpu-winograd-encoder", is_flag=True,
-              help="Winograd 3x3 convolutions in the encoder on CPU (FlexTok, TokenFlow: faster; ids may rarely differ from the official).")
+@cpu_bf16_option
+@cpu_int8_option
+@cpu_winograd_encoder_option
 def encode(inputs, model_name, weights, num_tokens, scales, output, out_dir, batch_size, device, skip_existing, dataset, shard_size, workers,
-           compile_networks, cpu_winograd_encoder) -> None:
+           compile_networks, cpu_bf16, cpu_int8, cpu_winograd_encoder) -> None:
     """Encode media files (or every supported file in a folder) to .tok files.
 
     With --dataset OUT, encode one folder (class labels from its sub-folders) into a token dataset.
@@ -137,7 +139,7 @@ def encode(inputs, model_name, weights, num_tokens, scales, output, out_dir, bat
 
     tokenizer = load(model_name, weights, device)
     tokenizer.check_num_tokens(num_tokens)
-    tokenizer.cpu_winograd_encoder = cpu_winograd_encoder
+    tokenizer.cpu_bf16, tokenizer.cpu_int8, tokenizer.cpu_winograd_encoder = cpu_bf16, cpu_int8, cpu_winograd_encoder
     if compile_networks:
         tokenizer.compile_networks()
     check_options(tokenizer.encode, {"scales": scales}, tokenizer.name)
@@ -173,7 +175,9 @@ def encode(inputs, model_name, weights, num_tokens, scales, output, out_dir, bat
 @click.option("--scales", type=int, help="Decode only the first K scales (multi-scale models such as HieraTok).")
 @click.option("--device", help="torch device (default: cuda if available).")
 @click.option("--compile", "compile_networks", is_flag=True, help="torch.compile the model's networks first (pays off on many files).")
-def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, sampler, scales, device, compile_networks) -> None:
+@cpu_bf16_option
+@cpu_int8_option
+def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, sampler, scales, device, compile_networks, cpu_bf16, cpu_int8) -> None:
     """Decode .tok files back to media."""
     from ..api import decode_file, load
     from ..core.tokens import read_header
@@ -185,8 +189,9 @@ def decode(files, output, out_dir, model_name, weights, steps, guidance, seed, s
         if model_name is not None and model_name != name:
             raise TokError(f"{path}: tokens were made by model {name!r}, not {model_name!r}")
     loaded = {name: load(name, weights, device) for name in dict.fromkeys(names)}
-    if compile_networks:
-        for tokenizer in loaded.values():
+    for tokenizer in loaded.values():
+        tokenizer.cpu_bf16, tokenizer.cpu_int8 = cpu_bf16, cpu_int8
+        if compile_networks:
             tokenizer.compile_networks()
     suffixes = [loaded[name].output_suffix((header.get("sources") or [None])[0]) for name, header in zip(names, headers)]
     outputs = _outputs(list(files), output, out_dir, suffixes)

@@ -174,3 +174,23 @@ def test_cpu_inference_flags_reach_the_model_on_encode_and_decode(run, tmp_path,
     assert encoder.cpu_bf16 and encoder.cpu_winograd_encoder and not encoder.cpu_int8
     assert decoder.cpu_int8 == bool(int8) and not decoder.cpu_bf16 and not decoder.cpu_winograd_encoder
     assert (tmp_path / "back.png").is_file()
+    assert json.loads(run("info", tmp_path / "photo.tok", "--json").output)["encoder_options"] == {"cpu_bf16": True, "cpu_winograd_encoder": True}
+    assert "encoded with cpu_bf16, cpu_winograd_encoder (opt-in paths" in run("info", tmp_path / "photo.tok").output
+
+
+def test_skip_existing_refuses_tokens_made_another_way(run, tmp_path, photo, tiny_flextok_weights):
+    # A resumed folder run must not mix the Winograd encoder's ids with the direct ones.
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a", "b"):
+        shutil.copy(photo, folder / f"{name}.jpg")
+    args = ("encode", folder, "-m", "flextok-tiny", "--weights", tiny_flextok_weights, "--out-dir", tmp_path / "out", "--tokens", "4")
+    assert run(*args).exit_code == 0
+    (tmp_path / "out" / "b.tok").unlink()
+    result = run(*args, "--skip-existing", "--cpu-winograd-encoder")
+    assert result.exit_code == 1
+    assert "a.tok: made by flextok-tiny (weights" in result.output and "encoder options default), but this run encodes with" in result.output
+    assert "encoder options {'cpu_winograd_encoder': True}); remove it or write to another folder" in result.output
+    assert not (tmp_path / "out" / "b.tok").exists()
+    result = run(*args, "--skip-existing")
+    assert result.exit_code == 0 and (tmp_path / "out" / "b.tok").is_file()

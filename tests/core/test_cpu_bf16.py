@@ -23,6 +23,7 @@ def test_cpu_bf16_runs_the_networks_in_bf16_and_stays_close(name):
         model.cpu_bf16 = False
     equal = torch.cat([(a == b).flatten().float() for a, b in zip(fast.streams, reference.streams)]).mean()
     assert equal > 0.5, f"only {equal:.0%} of the ids survive bf16"
+    assert fast.encoder_options == {"cpu_bf16": True} and reference.encoder_options == {}
     assert recon.dtype == torch.float32 and recon.shape == exact.shape
     # Not bit-equal (bf16 really ran), yet close to the fp32 decode.
     assert 0 < (recon - exact).abs().max() < 0.05 * exact.abs().max()

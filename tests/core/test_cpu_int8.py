@@ -38,8 +38,15 @@ def test_cpu_int8_switches_the_networks_and_back(name, monkeypatch):
         fast = model.encode(x)
         recon = model.decode(reference)
         assert calls, "no int8 product ran"
+        # The tokens record int8 where its layers run in encode (not FlexTok's decoder-only int8,
+        # nor WavTokenizer's, whose encoder has no int8 layers: their ids stay exact).
+        if name in ("flextok-tiny", "wavtokenizer-tiny"):
+            assert fast.encoder_options == {} and all(torch.equal(a, b) for a, b in zip(fast.streams, reference.streams))
+        else:
+            assert fast.encoder_options == {"cpu_int8": True}
         model.cpu_int8 = False
         assert torch.equal(model.decode(reference), exact)  # switching off restores fp32
+        assert reference.encoder_options == model.encode(x).encoder_options == {}
     assert not any(type(m).__name__.startswith("Int8") for m in model.modules())
     equal = torch.cat([(a == b).flatten().float() for a, b in zip(fast.streams, reference.streams)]).mean()
     assert equal > 0.5, f"only {equal:.0%} of the ids survive int8"

@@ -51,6 +51,7 @@ def test_cpu_winograd_encoder_switches_the_encoder_and_back(name, calls):
     scale = features.abs().max()
     assert 0 < (fast_features - features).abs().max() < 1e-4 * scale
     assert all(torch.equal(a, b) for a, b in zip(fast.streams, direct.streams))
+    assert fast.encoder_options == {"cpu_winograd_encoder": True} and direct.encoder_options == {}
 
 
 def test_a_model_without_a_convolutional_encoder_refuses():

@@ -56,6 +56,24 @@ def test_save_load_round_trip(tmp_path):
     assert read_header(path)["format_version"] == 1
 
 
+def test_encoder_options_travel_with_the_tokens(tmp_path):
+    ids = torch.randint(0, 64000, (2, 5))
+    plain = Tokens([ids], seq_layout(), "m", "d")
+    assert "encoder_options" not in read_header(plain.save(tmp_path / "plain.tok"))  # the default adds nothing
+    assert Tokens.load(tmp_path / "plain.tok").encoder_options == {}
+    fast = Tokens([ids], seq_layout(), "m", "d", encoder_options={"cpu_int8": True})
+    loaded = Tokens.load(fast.save(tmp_path / "fast.tok"))
+    assert loaded.encoder_options == {"cpu_int8": True}
+    assert loaded[1].encoder_options == loaded.to("cpu").encoder_options == {"cpu_int8": True}
+    assert Tokens.cat([loaded[0], loaded[1]]).encoder_options == {"cpu_int8": True}
+    with pytest.raises(TokError, match=r"cannot concatenate tokens encoded with options default and with \{'cpu_int8': True\}"):
+        Tokens.cat([loaded, plain])
+    header = read_header(tmp_path / "fast.tok")
+    save_file({"stream.0": ids.to(torch.int32)}, str(tmp_path / "bad.tok"), metadata={"tok": json.dumps({**header, "encoder_options": ["cpu_int8"]})})
+    with pytest.raises(TokError, match=r"bad.tok: encoder_options must be a JSON object, got \['cpu_int8'\]"):
+        Tokens.load(tmp_path / "bad.tok")
+
+
 def test_multi_stream_round_trip_and_slicing(tmp_path):
     layout = TokenLayout("scales", (4096, 4096), (("h", "w"), ("h", "w")))
     tokens = Tokens([torch.randint(0, 4096, (2, 1, 1)), torch.randint(0, 4096, (2, 2, 2))], layout, "m")

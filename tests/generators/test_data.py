@@ -122,14 +122,31 @@ def test_interrupted_encoding_resumes_with_every_item_once(tmp_path, photo_class
 def test_mixing_tokenizers_or_options_is_refused(tmp_path, photo_classes, tiny):
     out = tmp_path / "ds"
     encode_dataset(photo_classes / "cats", tiny, out, num_tokens=4)
-    with pytest.raises(TokError, match="one tokenizer per dataset"):
+    with pytest.raises(TokError, match="one tokenizer and one set of encoder options per dataset"):
         encode_dataset(photo_classes / "cats", tiny, out, num_tokens=8)
     writer = TokenDatasetWriter(out)
     other = Tokens([torch.zeros(1, 4, dtype=torch.long)], tiny.layout, "flextok-small", "abc")
-    with pytest.raises(TokError, match="one tokenizer per dataset"):
+    with pytest.raises(TokError, match="one tokenizer and one set of encoder options per dataset"):
         writer.start(other, [], {"num_tokens": 4})
     with pytest.raises(TokError, match="cannot mix tokens of model 'flextok-small'"):
         writer.write_shard(other, [-1], ["x.png"])
+
+
+def test_a_resume_with_another_encoder_option_is_refused(tmp_path, photo_classes, tiny):
+    # The Winograd encoder can move ids, so a dataset records it and refuses to mix paths.
+    out = tmp_path / "ds"
+    encode_dataset(photo_classes / "cats", tiny, out, num_tokens=4, shard_size=2)
+    assert TokenDataset(out).manifest.options == {"num_tokens": 4}
+    tiny.cpu_winograd_encoder = True
+    with pytest.raises(TokError, match=r"options \{'num_tokens': 4\}; cannot add .*'cpu_winograd_encoder': True"):
+        encode_dataset(photo_classes / "cats", tiny, out, num_tokens=4)
+    winograd = tmp_path / "winograd"
+    encode_dataset(photo_classes / "cats", tiny, winograd, num_tokens=4, shard_size=2)
+    assert TokenDataset(winograd).manifest.options == {"num_tokens": 4, "cpu_winograd_encoder": True}
+    encode_dataset(photo_classes / "cats", tiny, winograd, num_tokens=4)  # same options: resumes
+    tiny.cpu_winograd_encoder = False
+    with pytest.raises(TokError, match="one set of encoder options per dataset"):
+        encode_dataset(photo_classes / "cats", tiny, winograd, num_tokens=4)
 
 
 def test_bad_folders_and_labels(tmp_path, photo_classes, tiny):

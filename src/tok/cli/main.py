@@ -80,6 +80,7 @@ def info(files: tuple[Path, ...], as_json: bool) -> None:
                 "num_tokens": tokens.num_tokens,
                 "bits": round(tokens.bits, 1),
                 "sources": tokens.sources,
+                "encoder_options": tokens.encoder_options,
             }
         )
     if as_json:
@@ -88,6 +89,8 @@ def info(files: tuple[Path, ...], as_json: bool) -> None:
     for r in reports:
         click.echo(f"{r['file']}: {r['model']}, {r['layout']} layout, {r['num_tokens']} tokens ({r['bits']:.0f} bits)")
         click.echo(f"  streams {r['stream_shapes']}, vocab {r['vocab_sizes']}, weights {r['weights_digest'] or 'unknown'}")
+        if r["encoder_options"]:
+            click.echo(f"  encoded with {', '.join(sorted(r['encoder_options']))} (opt-in paths; ids may differ from the default path's)")
         for source in r["sources"]:
             if source:
                 desc = ", ".join(f"{k}={v}" for k, v in source.items() if k != "path")
@@ -150,6 +153,8 @@ def encode(inputs, model_name, weights, num_tokens, scales, output, out_dir, bat
     paths = media_files(list(inputs), tokenizer.modality)
     outputs = _outputs(paths, output, out_dir, ".tok")
     if skip_existing:
+        for existing in (o for o in outputs if o.exists()):
+            _check_same_encoding(existing, tokenizer)
         pairs = [(p, o) for p, o in zip(paths, outputs) if not o.exists()]
         paths, outputs = [p for p, _ in pairs], [o for _, o in pairs]
     progress = tqdm(total=len(paths), desc=f"encode ({tokenizer.name})", unit="file", disable=len(paths) < 2)
@@ -160,6 +165,21 @@ def encode(inputs, model_name, weights, num_tokens, scales, output, out_dir, bat
     progress.close()
     if len(paths) >= 2:
         click.echo(f"wrote {len(paths)} .tok files with {tokenizer.name}")
+
+
+def _check_same_encoding(path: Path, tokenizer) -> None:
+    """A resumed folder run keeps an existing .tok only if this run would have made it the same
+    way: same model, weights and encoder options (which can change ids)."""
+    from ..core.tokens import read_header
+
+    header = read_header(path)
+    theirs = (header["model"], header.get("weights_digest", ""), header.get("encoder_options", {}))
+    ours = (tokenizer.name, tokenizer.weights_digest, tokenizer.encoder_options)
+    if theirs != ours:
+        def describe(model, digest, options):
+            return f"{model} (weights {digest or 'unknown'}, encoder options {options or 'default'})"
+        raise TokError(f"{path}: made by {describe(*theirs)}, but this run encodes with {describe(*ours)}; "
+                       "remove it or write to another folder")
 
 
 @main.command()

@@ -121,6 +121,33 @@ class Tokenizer(nn.Module):
         self._cpu_winograd_encoder = self._switch_parts(
             self.winograd_encoder_parts, use_winograd, on, "encoder with 3x3 convolutions for Winograd")
 
+    # Network parts that only decoding runs: an int8 switch confined to them leaves ids alone, so
+    # `encoder_options` does not record it (FlexTok's int8 is decoder-only; WavTokenizer's SEANet
+    # encoder has no int8 layers). Empty: assume any int8 layer may run in encode.
+    decode_only_parts: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def encoder_options(self) -> dict[str, bool]:
+        """The opt-in CPU inference paths that are on and can change this model's ids, as recorded
+        in the tokens it makes (`.tok` headers, token datasets): empty on the default, exact path
+        and on other devices, where the CPU switches do nothing."""
+        if self.device.type != "cpu":
+            return {}
+        options = {}
+        if self._cpu_bf16:
+            options["cpu_bf16"] = True
+        if self._cpu_int8 and self._int8_layers_outside(self.decode_only_parts):
+            options["cpu_int8"] = True
+        if self._cpu_winograd_encoder:
+            options["cpu_winograd_encoder"] = True
+        return options
+
+    def _int8_layers_outside(self, parts: tuple[str, ...]) -> bool:
+        from ..nn.int8 import is_int8
+
+        skipped = {id(m) for path in parts for m in self.get_submodule(path).modules()}
+        return any(is_int8(m) for m in self.modules() if id(m) not in skipped)
+
     def _switch_parts(self, parts: tuple[str, ...], switch: Callable[[nn.Module, bool], Any], on: bool, missing: str) -> bool:
         """Apply `switch(part, on)` to the network parts named in `parts` (refusing to switch on
         when there are none); returns the new state."""
@@ -223,9 +250,10 @@ class Tokenizer(nn.Module):
             raise TokError(f"model {self.name!r} has a fixed token count; do not pass a number of tokens")
         return None
 
-    def make_tokens(self, streams: list[Tensor], sources: list[dict[str, Any]] | None = None) -> Tokens:
-        """Wrap ids from this model in `Tokens` carrying its name, digest and layout."""
-        return Tokens(streams, self.layout, self.name, self.weights_digest, sources or [])
+    def make_tokens(self, streams: list[Tensor], sources: list[dict[str, Any]] | None = None, layout: TokenLayout | None = None) -> Tokens:
+        """Wrap ids from this model in `Tokens` carrying its name, digest, layout (default: the
+        full one) and the encoder options that made them."""
+        return Tokens(streams, layout or self.layout, self.name, self.weights_digest, sources or [], self.encoder_options)
 
     def accepts_layout(self, layout: TokenLayout) -> bool:
         """Whether tokens of `layout` decode with this model (multi-scale families also accept a

@@ -4,7 +4,11 @@ A `.tok` file is a safetensors file: the integer tensors `stream.0`, `stream.1`,
 smallest integer type that holds the vocabulary) and one metadata entry `tok` holding a JSON header:
 
     {"format_version": 1, "model": "flextok-small", "weights_digest": "…",
-     "layout": {...TokenLayout...}, "sources": [{...one dict per batch item...}]}
+     "layout": {...TokenLayout...}, "sources": [{...one dict per batch item...}],
+     "encoder_options": {"cpu_int8": true}}
+
+`encoder_options` is present only when an opt-in inference path that can change ids made them
+(readers take its absence as the default, exact path).
 
 Files are written to a temporary name and renamed, so a reader never sees a half-written file.
 """
@@ -110,6 +114,8 @@ class Tokens:
         model: zoo name of the model that made them (checked when decoding).
         weights_digest: short digest of the weights that made them ("" when unknown).
         sources: one dict per batch item describing the source media (path, size, ...).
+        encoder_options: the opt-in encoder paths that were on and can change ids (e.g.
+            `{"cpu_int8": True}`; see `Tokenizer.encoder_options`); empty for the default path.
     """
 
     streams: list[Tensor]
@@ -117,6 +123,7 @@ class Tokens:
     model: str
     weights_digest: str = ""
     sources: list[dict[str, Any]] = field(default_factory=list)
+    encoder_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         self.streams = [s if isinstance(s, Tensor) else torch.as_tensor(s) for s in self.streams]
@@ -161,10 +168,15 @@ class Tokens:
     def __getitem__(self, index: int | slice) -> "Tokens":
         if isinstance(index, int):
             index = slice(index, index + 1 if index != -1 else None)
-        return Tokens([s[index] for s in self.streams], self.layout, self.model, self.weights_digest, self.sources[index])
+        return self.replace_streams([s[index] for s in self.streams], self.sources[index])
 
     def to(self, device: torch.device | str) -> "Tokens":
-        return Tokens([s.to(device) for s in self.streams], self.layout, self.model, self.weights_digest, self.sources)
+        return self.replace_streams([s.to(device) for s in self.streams])
+
+    def replace_streams(self, streams: list[Tensor], sources: list[dict[str, Any]] | None = None) -> "Tokens":
+        """New ids (and optionally sources) with this batch's model, digest, layout and options."""
+        sources = list(self.sources) if sources is None else sources
+        return Tokens(streams, self.layout, self.model, self.weights_digest, sources, dict(self.encoder_options))
 
     @staticmethod
     def cat(items: list["Tokens"]) -> "Tokens":
@@ -175,11 +187,14 @@ class Tokens:
         for t in items[1:]:
             if t.model != first.model or not t.layout.compatible_with(first.layout):
                 raise TokError(f"cannot concatenate tokens of {t.model!r} with tokens of {first.model!r}")
+            if t.encoder_options != first.encoder_options:
+                raise TokError(
+                    f"cannot concatenate tokens encoded with options {t.encoder_options or 'default'} "
+                    f"and with {first.encoder_options or 'default'}")
             if t.shapes[0][1:] != first.shapes[0][1:]:
                 raise TokError(f"cannot concatenate streams of shapes {t.shapes} and {first.shapes}")
         streams = [torch.cat([t.streams[i] for t in items]) for i in range(first.layout.num_streams)]
-        sources = [s for t in items for s in t.sources]
-        return Tokens(streams, first.layout, first.model, first.weights_digest, sources)
+        return first.replace_streams(streams, [s for t in items for s in t.sources])
 
     def validate_ids(self, origin: str = "") -> None:
         prefix = f"{origin}: " if origin else ""
@@ -192,13 +207,16 @@ class Tokens:
 
     # -- files ---------------------------------------------------------------------------------
     def header(self) -> dict[str, Any]:
-        return {
+        header = {
             "format_version": FORMAT_VERSION,
             "model": self.model,
             "weights_digest": self.weights_digest,
             "layout": self.layout.to_dict(),
             "sources": self.sources,
         }
+        if self.encoder_options:
+            header["encoder_options"] = self.encoder_options
+        return header
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write a `.tok` file atomically (temporary file + rename)."""
@@ -227,7 +245,10 @@ class Tokens:
             if missing or len(tensors) != len(names):
                 raise TokError(f"expected tensors {names}, found {sorted(tensors)}")
             streams = [tensors[n].to(torch.int64) for n in names]
-            tokens = cls(streams, layout, header["model"], header.get("weights_digest", ""), header.get("sources", []))
+            options = header.get("encoder_options", {})
+            if not isinstance(options, dict):
+                raise TokError(f"encoder_options must be a JSON object, got {options!r}")
+            tokens = cls(streams, layout, header["model"], header.get("weights_digest", ""), header.get("sources", []), options)
         except TokError as e:
             raise TokError(f"{path}: {e}") from None
         except (KeyError, TypeError) as e:

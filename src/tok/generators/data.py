@@ -137,7 +137,7 @@ class TokenDatasetWriter:
             and mine.options == incoming.options
         )
         if not same:
-            raise TokError(f"{self.root}: holds tokens of {mine.describe()}, options {mine.options}; cannot add tokens of {incoming.describe()}, options {incoming.options} (one tokenizer per dataset)")
+            raise TokError(f"{self.root}: holds tokens of {mine.describe()}, options {mine.options}; cannot add tokens of {incoming.describe()}, options {incoming.options} (one tokenizer and one set of encoder options per dataset)")
         if mine.classes != incoming.classes:
             raise TokError(f"{self.root}: holds classes {mine.classes}, the input has classes {incoming.classes}")
 
@@ -225,7 +225,9 @@ def encode_dataset(
     done = writer.done()
     rel = [p.relative_to(folder).as_posix() for p in files]
     todo = [i for i, r in enumerate(rel) if r not in done]
-    options = {"num_tokens": num_tokens}
+    # Opt-in encoder paths can change ids, so a resume must use the same ones (the defaults add
+    # nothing, which keeps datasets written before they were recorded resumable).
+    options = {"num_tokens": num_tokens, **tokenizer.encoder_options}
     if writer.manifest is not None:
         # Check before encoding anything: resuming with another tokenizer or other classes.
         probe = Tokens([torch.zeros(0, *s, dtype=torch.long) for s in writer.manifest.shapes], tokenizer.layout, tokenizer.name, tokenizer.weights_digest)

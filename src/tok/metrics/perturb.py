@@ -65,7 +65,7 @@ def perturb_tokens(
         candidates = quantizer.neighbours(stream.cpu(), min(k, quantizer.vocab_size))
         replaced = torch.gather(candidates, -1, choice.clamp_max(candidates.shape[-1] - 1)[..., None])[..., 0]
         streams.append(torch.where(u < alpha, replaced, stream.cpu()).to(stream.device, stream.dtype))
-    return Tokens(streams, tokens.layout, tokens.model, tokens.weights_digest, list(tokens.sources))
+    return tokens.replace_streams(streams)
 
 
 def quantizer_of(tokenizer: Tokenizer) -> Quantizer:

@@ -116,6 +116,11 @@ class Int8Conv1d(_Int8, nn.Conv1d):
         return int8_product(cols.reshape(b, t_out, k * c), packed).transpose(1, 2)
 
 
+def is_int8(module: nn.Module) -> bool:
+    """Whether `module` is a layer switched to its int8 class."""
+    return isinstance(module, _Int8)
+
+
 def eligible(module: nn.Module) -> bool:
     """A plain `nn.Linear`, or a plain `nn.Conv1d` without groups and with zero (or no) padding
     given as a number, both at least `MIN_FEATURES` wide in and out."""
@@ -154,4 +159,4 @@ def use_int8(module: nn.Module, enabled: bool = True) -> int:
     return switched
 
 
-__all__ = ["Int8Conv1d", "Int8Linear", "eligible", "int8_product", "int8_supported", "pack_weight", "use_int8"]
+__all__ = ["Int8Conv1d", "Int8Linear", "eligible", "int8_product", "int8_supported", "is_int8", "pack_weight", "use_int8"]

@@ -72,6 +72,7 @@ class WavTokenizer(Tokenizer):
     modality = "audio"
     has_cpu_bf16 = True
     compile_parts = ("feature_extractor.encodec.encoder", "backbone")
+    decode_only_parts = ("backbone",)  # the Vocos decoder; the SEANet encoder has no int8 layers
 
     def __init__(self, config: WavTokenizerConfig):
         super().__init__(config)

@@ -378,6 +378,7 @@ class FlexTok(Tokenizer):
     # int8 in the flow decoder only: in the encoder it moved the FSQ ids (35 % equal on the bundled
     # model's val photos, PSNR -0.14 dB); the decoder alone cost 0.04 dB (README).
     int8_parts = ("decoder",)
+    decode_only_parts = ("vae.vae.decoder", "decoder")
     # Opt-in (`cpu_winograd_encoder`): the VAE encoder carries 4/5 of a tokenize on CPU.
     winograd_encoder_parts = ("vae.vae.encoder",)
 

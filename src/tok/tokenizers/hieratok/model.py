@@ -254,7 +254,7 @@ class HieraTok(Tokenizer):
             raise TokError(f"model {self.name!r} has continuous (KL) latents and no token ids; use encode_latents")
         k = self.check_scales(scales)
         ids = self.quantizer(self._latent_params(x.to(self.device, torch.float32))).ids
-        return Tokens(self.split_scales(ids)[:k], self.layout_for(k), self.name, self.weights_digest, sources or [])
+        return self.make_tokens(self.split_scales(ids)[:k], sources, self.layout_for(k))
 
     @torch.inference_mode()
     def decode(self, tokens: Tokens | list[Tensor] | Tensor, *, scales: int | None = None) -> Tensor:

@@ -280,7 +280,7 @@ class TokenFlow(Tokenizer):
         k = self.check_num_scales(num_scales)
         out = self.quantize_multiscale(self._continuous_for_inference(x))
         streams = [i.contiguous() for i in out.ids[:k]]
-        return Tokens(streams, self.layout_for(k), self.name, self.weights_digest, sources or [])
+        return self.make_tokens(streams, sources, self.layout_for(k))
 
     @torch.inference_mode()
     def encode_ids(self, x: Tensor) -> Tensor:

@@ -14,6 +14,18 @@ def test_reads_real_photo(photo):
     assert info.format == "JPEG" and info.mode == "RGB"
 
 
+def test_pixels_are_exactly_the_bytes_over_255(tmp_path, photo):
+    # Token parity with the official preprocessing needs bit-equal pixels: float32(byte) / 255,
+    # whatever path computes it. Every byte value occurs in the first image.
+    every_byte = np.arange(256 * 24, dtype=np.uint8).reshape(48, 128)
+    Image.fromarray(np.dstack([every_byte, every_byte[::-1], every_byte.T.reshape(48, 128)])).save(tmp_path / "bytes.png")
+    for path in (tmp_path / "bytes.png", photo):
+        with Image.open(path) as img:
+            expected = torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.float32) / np.float32(255)).permute(2, 0, 1)
+        image, _ = read_image(path)
+        assert torch.equal(image, expected)
+
+
 @pytest.mark.parametrize("suffix", [".png", ".webp", ".bmp", ".tiff", ".jpg"])
 def test_formats(tmp_path, suffix):
     array = (np.random.rand(12, 20, 3) * 255).astype(np.uint8)

@@ -40,18 +40,16 @@ class ImageInfo:
         return {"media": "image", "path": self.path, "width": self.width, "height": self.height, "mode": self.mode, "format": self.format}
 
 
-def _to_float_rgb(img: Image.Image) -> np.ndarray:
-    """Any PIL mode -> float32 (H, W, 3) in [0, 1]."""
+def _to_float_rgb(img: Image.Image) -> Tensor:
+    """Any PIL mode -> float32 (3, H, W) in [0, 1], a channels-last view of (H, W, 3) memory."""
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         # 16-bit (or 32-bit integer) grayscale: scale by the type's range, not to 8 bits first.
         arr = np.asarray(img, dtype=np.float64)
         full_scale = 65535.0 if mode.startswith("I;16") or arr.max() <= 65535 else float(arr.max())
-        gray = np.clip(arr / full_scale, 0.0, 1.0).astype(np.float32)
-        return np.repeat(gray[..., None], 3, axis=2)
+        return _gray_to_rgb(np.clip(arr / full_scale, 0.0, 1.0).astype(np.float32))
     if mode == "F":
-        gray = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
-        return np.repeat(gray[..., None], 3, axis=2)
+        return _gray_to_rgb(np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0))
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     elif mode in ("LA", "La", "PA"):
@@ -59,8 +57,19 @@ def _to_float_rgb(img: Image.Image) -> np.ndarray:
     if img.mode in ("RGBA", "RGBa"):
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, img.convert("RGBA"))
-    img = img.convert("RGB")
-    return np.asarray(img, dtype=np.float32) / 255.0
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    # The bytes go to float in torch: the same float32 x / 255 as numpy's, in one multi-threaded
+    # pass instead of numpy's two single-threaded ones (a third of a 12-MP photo's read time).
+    # np.asarray of a PIL image is read-only; torch only reads it here, to make the float copy.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        rgb = torch.from_numpy(np.asarray(img))
+    return rgb.float().div_(255).permute(2, 0, 1)
+
+
+def _gray_to_rgb(gray: np.ndarray) -> Tensor:
+    return torch.from_numpy(np.ascontiguousarray(gray)).unsqueeze(-1).expand(-1, -1, 3).contiguous().permute(2, 0, 1)
 
 
 def read_image(path: str | os.PathLike) -> tuple[Tensor, ImageInfo]:
@@ -80,19 +89,18 @@ def read_image(path: str | os.PathLike) -> tuple[Tensor, ImageInfo]:
                 if img.width * img.height > MAX_PIXELS:
                     raise TokError(f"{path}: image of {img.width}x{img.height} pixels is too large")
                 img.load()  # decode now: truncated files fail here, not later
-                img = ImageOps.exif_transpose(img)
+                ImageOps.exif_transpose(img, in_place=True)
                 mode = img.mode
-                pixels = _to_float_rgb(img)
+                tensor = _to_float_rgb(img)
     except TokError:
         raise
     except UnidentifiedImageError:
         raise TokError(f"{path}: not an image file, or a format PIL cannot read") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
         raise TokError(f"{path}: corrupt or truncated image ({e})") from None
-    height, width = pixels.shape[:2]
+    height, width = tensor.shape[1:]
     if width == 0 or height == 0:
         raise TokError(f"{path}: image has zero size ({width}x{height})")
-    tensor = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)
     return tensor, ImageInfo(str(path), width, height, mode, fmt)
 
 

@@ -15,6 +15,7 @@ from torch import Tensor
 from .core import TokError, Tokenizer, Tokens
 from .core import zoo
 from .core.media import DEFAULT_SUFFIXES, IMAGE_EXTENSIONS, MEDIA_EXTENSIONS, list_media
+from .core.media.read_ahead import read_ahead
 from .core.tokens import read_header
 from .core.weights import resolve_weights, weights_available
 
@@ -113,11 +114,12 @@ def encode_files(
     check_options(tokenizer.encode, opts, tokenizer.name)
     if num_tokens is not None:
         opts["num_tokens"] = num_tokens
-    for start in range(0, len(paths), batch_size):
-        chunk = paths[start : start + batch_size]
-        items, sources = zip(*(tokenizer.read_media(p) for p in chunk))
+    starts = range(0, len(paths), batch_size)
+    batches = read_ahead(tokenizer.read_media, [paths[start : start + batch_size] for start in starts])
+    for start, read in zip(starts, batches):
+        items, sources = zip(*read)
         tokens = tokenizer.encode_items(list(items), list(sources), **opts)
-        for i, (path, output) in enumerate(zip(chunk, outputs[start : start + batch_size])):
+        for i, (path, output) in enumerate(zip(paths[start : start + batch_size], outputs[start : start + batch_size])):
             tokens[i].save(output)
             yield path, output
 

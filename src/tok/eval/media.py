@@ -56,13 +56,13 @@ def trimmed(tokenizer, tokens: Tokens) -> Tokens:
     return tokenizer.make_tokens([s[..., :n] for s in tokens.streams], tokens.sources)
 
 
-def reconstruct_batch(run: Run, chunk: list[Path], opts: dict[str, Any]) -> None:
-    """Encode and decode one batch of media files, writing each item's tokens and reconstruction."""
+def reconstruct_batch(run: Run, chunk: list[Path], items: list[Tensor], sources: list[dict[str, Any]], opts: dict[str, Any]) -> None:
+    """Encode and decode one batch of media files (`items`, `sources`: their `read_media`),
+    writing each item's tokens and reconstruction."""
     from ..api import decode_tokens
 
     tokenizer = run.tokenizer
-    items, sources = zip(*(tokenizer.read_media(p) for p in chunk))
-    encoded = tokenizer.encode_items(list(items), list(sources), **opts)
+    encoded = tokenizer.encode_items(items, sources, **opts)
     per_item = item_tokens(encoded, len(chunk))
     if isinstance(encoded, list):
         decoded = [decode_tokens(tokenizer, t, **run.decode_opts)[0] for t in per_item]

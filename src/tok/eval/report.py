@@ -93,8 +93,7 @@ def write_report(run: Run, summary: dict[str, Any]) -> None:
                     f"<td>{m.get('count', '')}</td><td class=s>{html.escape(settings)}</td></tr>")
     grid = []
     for path in run.files[:GRID_ITEMS] if run.tokenizer.modality == "image" else []:
-        x, _ = run.model_input([path])
-        original = run.tokenizer.postprocess(x)[0].float().cpu()
+        original = run.tokenizer.postprocess(run.tokenizer.read_media(path)[0][None])[0].float().cpu()
         _, recon, perturbed = run.paths(path)
         cells = [_png_data_uri(original), _png_data_uri(read_image(recon)[0])]
         if perturbed.exists():

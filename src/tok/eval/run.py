@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from ..core.errors import TokError
 from ..core.io import atomic_path
 from ..core.media import read_image, write_image
+from ..core.media.read_ahead import read_ahead
 from ..core.tokenizer import Tokenizer
 from ..core.tokens import Tokens
 from .media import AUDIO_RUN_METRICS, SHAPE_RUN_METRICS, VIDEO_RUN_METRICS
@@ -179,13 +180,9 @@ class Run:
         return self.folder / "tokens" / f"{name}.tok", self.folder / "recon" / f"{name}{recon_suffix}", self.folder / "perturbed" / f"{name}.png"
 
     # -- phase 1: reconstruct ------------------------------------------------------------------
-    def model_input(self, chunk: list[Path]) -> tuple[Tensor, list[dict[str, Any]]]:
-        images, sources = [], []
-        for path in chunk:
-            image, info = read_image(path)
-            images.append(self.tokenizer.preprocess(image))
-            sources.append(info.to_dict())
-        return torch.cat(images).to(self.tokenizer.device), sources
+    def read_pair(self, path: Path) -> tuple[Tensor, Tensor]:
+        """(the model's input from the original, the stored reconstruction) of one image."""
+        return self.tokenizer.read_media(path)[0], read_image(self.paths(path)[1])[0]
 
     def decode(self, tokens: Tokens, chunk: list[Path]) -> Tensor:
         from ..api import decode_tokens
@@ -206,16 +203,18 @@ class Run:
                 todo.append((index, path))
         bar = tqdm(total=len(self.files), initial=len(self.files) - len(todo), desc=f"eval {self.tokenizer.name}", unit="item", disable=not self.progress)
         opts = {"num_tokens": self.num_tokens} if self.num_tokens is not None else {}
-        for start in range(0, len(todo), self.batch_size):
-            batch = todo[start : start + self.batch_size]
+        batches = [todo[start : start + self.batch_size] for start in range(0, len(todo), self.batch_size)]
+        # The next batch's files are read while this one is encoded and decoded.
+        for batch, read in zip(batches, read_ahead(self.tokenizer.read_media, [[p for _, p in b] for b in batches])):
             chunk = [p for _, p in batch]
+            items, sources = (list(v) for v in zip(*read))
             if self.tokenizer.modality != "image":
                 from .media import reconstruct_batch
 
-                reconstruct_batch(self, chunk, opts)
+                reconstruct_batch(self, chunk, items, sources, opts)
                 bar.update(len(batch))
                 continue
-            x, sources = self.model_input(chunk)
+            x = torch.stack(items).to(self.tokenizer.device)
             tokens = self.tokenizer.encode(x, sources=sources, **opts)
             recon = self.decode(tokens, chunk)
             for i, path in enumerate(chunk):
@@ -276,11 +275,10 @@ class Run:
             feats["pert"] = InceptionFeatures((fid_layer,), path, device) if "pfid" in wanted else None
         stats = CodebookStats()
         bar = tqdm(total=len(self.files), desc="metrics", unit="img", disable=not self.progress)
-        for start in range(0, len(self.files), self.batch_size):
-            chunk = self.files[start : start + self.batch_size]
-            x, _ = self.model_input(chunk)
-            ref = self.tokenizer.postprocess(x).float().cpu()
-            rec = torch.stack([read_image(self.paths(p)[1])[0] for p in chunk])
+        chunks = [self.files[start : start + self.batch_size] for start in range(0, len(self.files), self.batch_size)]
+        for chunk, read in zip(chunks, read_ahead(self.read_pair, chunks)):
+            ref = self.tokenizer.postprocess(torch.stack([r for r, _ in read])).float().cpu()
+            rec = torch.stack([r for _, r in read])
             if "psnr" in per_image:
                 per_image["psnr"].append(image_metrics.psnr_per_image(ref, rec))
             if "ssim" in per_image:

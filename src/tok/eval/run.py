@@ -180,9 +180,12 @@ class Run:
         return self.folder / "tokens" / f"{name}.tok", self.folder / "recon" / f"{name}{recon_suffix}", self.folder / "perturbed" / f"{name}.png"
 
     # -- phase 1: reconstruct ------------------------------------------------------------------
-    def read_pair(self, path: Path) -> tuple[Tensor, Tensor]:
-        """(the model's input from the original, the stored reconstruction) of one image."""
-        return self.tokenizer.read_media(path)[0], read_image(self.paths(path)[1])[0]
+    def read_outputs(self, path: Path) -> tuple[Tensor, Tensor, Tensor | None]:
+        """(the model's input from the original, the stored reconstruction, the stored pFID
+        reconstruction or None when pFID is not measured) of one image."""
+        _, recon, perturbed = self.paths(path)
+        pert = read_image(perturbed)[0] if "pfid" in self.metrics else None
+        return self.tokenizer.read_media(path)[0], read_image(recon)[0], pert
 
     def decode(self, tokens: Tokens, chunk: list[Path]) -> Tensor:
         from ..api import decode_tokens
@@ -276,9 +279,10 @@ class Run:
         stats = CodebookStats()
         bar = tqdm(total=len(self.files), desc="metrics", unit="img", disable=not self.progress)
         chunks = [self.files[start : start + self.batch_size] for start in range(0, len(self.files), self.batch_size)]
-        for chunk, read in zip(chunks, read_ahead(self.read_pair, chunks)):
-            ref = self.tokenizer.postprocess(torch.stack([r for r, _ in read])).float().cpu()
-            rec = torch.stack([r for _, r in read])
+        for chunk, read in zip(chunks, read_ahead(self.read_outputs, chunks)):
+            inputs, recs, perts = zip(*read)
+            ref = self.tokenizer.postprocess(torch.stack(inputs)).float().cpu()
+            rec = torch.stack(recs)
             if "psnr" in per_image:
                 per_image["psnr"].append(image_metrics.psnr_per_image(ref, rec))
             if "ssim" in per_image:
@@ -290,7 +294,7 @@ class Run:
                     feats["ref"].update(ref)
                 feats["rec"].update(rec)
                 if feats["pert"] is not None:
-                    feats["pert"].update(torch.stack([read_image(self.paths(p)[2])[0] for p in chunk]))
+                    feats["pert"].update(torch.stack(perts))
             if "codebook" in wanted:
                 for p in chunk:
                     stats.update(Tokens.load(self.paths(p)[0]))

@@ -26,7 +26,9 @@ def read_ahead(read: Callable[[Path], T], chunks: Iterable[list[Path]], workers:
     `workers` threads (0: read each chunk when it is reached, in the caller's thread).
 
     A failed read raises its exception when its chunk is reached, so everything before it is
-    handled first, as in a plain loop; reads not yet started are then cancelled.
+    handled first, as in a plain loop; reads not yet started are then cancelled. `read` runs in
+    other threads and in any order, so it must depend only on its path (tok's readers do: the
+    shape sampler is seeded per file).
     """
     if workers < 1:
         yield from ([read(p) for p in chunk] for chunk in chunks)

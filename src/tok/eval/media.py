@@ -53,7 +53,7 @@ def trimmed(tokenizer, tokens: Tokens) -> Tokens:
     if tokenizer.modality != "audio" or "num_frames" not in source:
         return tokens
     n = int(source["num_frames"])
-    return tokenizer.make_tokens([s[..., :n] for s in tokens.streams], tokens.sources)
+    return tokens.replace_streams([s[..., :n] for s in tokens.streams])
 
 
 def reconstruct_batch(run: Run, chunk: list[Path], items: list[Tensor], sources: list[dict[str, Any]], opts: dict[str, Any]) -> None:

@@ -36,3 +36,19 @@ def test_flextok_encoder_uses_the_pattern_and_keeps_its_outputs():
         out = encoder(latents)
         encoder.pattern = FlexTokEncoder.attention_mask(model.config.num_patches, model.config.num_registers)
         torch.testing.assert_close(encoder(latents), out, rtol=1e-5, atol=1e-5)
+
+
+def test_prefix_causal_runs_under_a_flop_counter():
+    # torch cannot create its causal-bias tensor inside a dispatch mode: the pattern falls back
+    # to a boolean mask there, so the speed harness can count a FlexTok encoder's FLOPs.
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    attention = SelfAttention(64, head_dim=16).eval()
+    x = torch.randn(2, 10, 64)
+    with torch.no_grad():
+        reference = attention(x, PrefixCausal(6))
+        with FlopCounterMode(display=False) as counter:
+            counted = attention(x, PrefixCausal(6))
+    torch.testing.assert_close(counted, reference, rtol=1e-5, atol=1e-6)
+    assert counter.get_total_flops() >= 4 * 2 * 10 * 64 * 64 * 2  # at least the four projections

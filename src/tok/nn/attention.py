@@ -32,9 +32,19 @@ class PrefixCausal:
         """q, k, v: (B, H, L, d) -> (B, H, L, d)."""
         p = self.prefix
         head = F.scaled_dot_product_attention(q[:, :, :p], k[:, :, :p], v[:, :, :p], scale=scale)
-        rest = causal_lower_right(q.shape[2] - p, k.shape[2])
+        rest = _lower_right_causal(q.shape[2] - p, k.shape[2], q.device)
         tail = F.scaled_dot_product_attention(q[:, :, p:], k, v, attn_mask=rest, scale=scale)
         return torch.cat([head, tail], dim=2)
+
+
+def _lower_right_causal(queries: int, keys: int, device: torch.device) -> Tensor:
+    """The bottom-right causal bias SDPA's fused kernels accept, or, where torch cannot create that
+    tensor subclass (inside a tensor dispatch mode such as `FlopCounterMode`, torch 2.11), the same
+    pattern as a boolean mask."""
+    try:
+        return causal_lower_right(queries, keys)
+    except RuntimeError:
+        return torch.ones(queries, keys, dtype=torch.bool, device=device).tril(keys - queries)
 
 
 class SelfAttention(nn.Module):

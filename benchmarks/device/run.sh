@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU run of issue #11, as one device call (about 6 minutes on an H100; prepare .device/ first
+# The GPU run of issue #11, as one device call (the step limits add up to 7.3 minutes; prepare .device/ first
 # with benchmarks/device/prepare.sh):
 #   run(command="bash benchmarks/device/run.sh", carry=[".device"], timeout_s=480)
 # Each step has its own time limit and a failed step does not stop the next; the whole output is
@@ -29,7 +29,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=c
 "$python" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')"
 
 # tok's own GPU path end to end: the bundled model, bf16 autocast on the trunks.
-step 60 "tok encode/decode on $device" "$python" -c "
+step 45 "tok encode/decode on $device" "$python" -c "
 import sys; from tok.cli.main import main
 sys.argv = ['tok', 'encode', 'tests/data/photo.jpg', '-m', 'flextok-small', '-o', '/tmp/photo.tok', '--device', '$device']
 try: main()
@@ -40,10 +40,10 @@ except SystemExit as e: assert not e.code, e.code
 "
 # Against the official code in bf16 (each harness checks parity first), with tok's achieved TFLOP/s
 # and its share of a measured dense bf16 product.
-step 200 "FlexTok d12-d12 vs official, bf16, batches $batches" "$python" benchmarks/vs_official.py \
+step 180 "FlexTok d12-d12 vs official, bf16, batches $batches" "$python" benchmarks/vs_official.py \
     --official-src .device/official/ml-flextok --model flextok-d12-d12 --device "$device" --dtype bfloat16 \
     --batches "$batches" --repeats "$repeats" --peak-tflops auto
-step 100 "WavTokenizer-75 vs official, bf16, batches $batches" "$python" benchmarks/vs_official.py \
+step 90 "WavTokenizer-75 vs official, bf16, batches $batches" "$python" benchmarks/vs_official.py \
     --official-src .device/official/WavTokenizer --model wavtokenizer-75 --device "$device" --dtype bfloat16 \
     --batches "$batches" --repeats "$repeats"
 # Small batches are launch-bound on a GPU: CUDA graphs through torch.compile (its compilation is

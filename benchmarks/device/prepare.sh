@@ -9,7 +9,7 @@
 #
 #   benchmarks/device/prepare.sh ~/src/ml-flextok ~/src/WavTokenizer
 #
-# The versions are those the CPU runs in README used. The image holds torch 2.11.0, torchaudio,
+# The versions are those the CPU environment resolved on 2026-12-08. The image holds torch 2.11.0, torchaudio,
 # numpy, pillow, safetensors, einops, scipy, huggingface_hub >= 1.32, pyyaml, pandas and seaborn
 # (see the device notes); only what it lacks travels (about 7 MB).
 set -euo pipefail

@@ -115,11 +115,11 @@ def encode_files(
     if num_tokens is not None:
         opts["num_tokens"] = num_tokens
     starts = range(0, len(paths), batch_size)
-    batches = read_ahead(tokenizer.read_media, [paths[start : start + batch_size] for start in starts])
-    for start, read in zip(starts, batches):
+    chunks = [paths[start : start + batch_size] for start in starts]
+    for start, chunk, read in zip(starts, chunks, read_ahead(tokenizer.read_media, chunks)):
         items, sources = zip(*read)
         tokens = tokenizer.encode_items(list(items), list(sources), **opts)
-        for i, (path, output) in enumerate(zip(paths[start : start + batch_size], outputs[start : start + batch_size])):
+        for i, (path, output) in enumerate(zip(chunk, outputs[start : start + batch_size])):
             tokens[i].save(output)
             yield path, output
 

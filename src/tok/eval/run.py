@@ -207,9 +207,9 @@ class Run:
         bar = tqdm(total=len(self.files), initial=len(self.files) - len(todo), desc=f"eval {self.tokenizer.name}", unit="item", disable=not self.progress)
         opts = {"num_tokens": self.num_tokens} if self.num_tokens is not None else {}
         batches = [todo[start : start + self.batch_size] for start in range(0, len(todo), self.batch_size)]
+        chunks = [[p for _, p in batch] for batch in batches]
         # The next batch's files are read while this one is encoded and decoded.
-        for batch, read in zip(batches, read_ahead(self.tokenizer.read_media, [[p for _, p in b] for b in batches])):
-            chunk = [p for _, p in batch]
+        for batch, chunk, read in zip(batches, chunks, read_ahead(self.tokenizer.read_media, chunks)):
             items, sources = (list(v) for v in zip(*read))
             if self.tokenizer.modality != "image":
                 from .media import reconstruct_batch
